@@ -1,0 +1,29 @@
+"""The one ``Definitions`` of the code location."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from fraud_orchestration.assets.feature_store import offline_feature_store, online_feature_store
+from fraud_orchestration.assets.features import transaction_features
+from fraud_orchestration.assets.ingestion import landing_events, raw_transactions
+from fraud_orchestration.jobs import daily_ingestion_job, online_store_job
+from fraud_orchestration.resources.environments import build_resources
+from fraud_orchestration.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=[
+            landing_events,
+            raw_transactions,
+            transaction_features,
+            offline_feature_store,
+            online_feature_store,
+        ],
+        jobs=[daily_ingestion_job, online_store_job],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(load_settings())

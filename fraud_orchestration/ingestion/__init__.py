@@ -1,0 +1,1 @@
+"""Landing-zone parsing and row-level validation of raw transactions."""

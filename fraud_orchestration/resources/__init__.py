@@ -1,0 +1,1 @@
+"""Resources: each an interface with a local (embedded) class; AWS classes join them."""
