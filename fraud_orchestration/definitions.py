@@ -7,6 +7,7 @@ from dagster import Definitions
 from fraud_orchestration.assets.feature_store import offline_feature_store, online_feature_store
 from fraud_orchestration.assets.features import transaction_features
 from fraud_orchestration.assets.ingestion import landing_events, raw_transactions
+from fraud_orchestration.assets.training import training_set
 from fraud_orchestration.jobs import daily_ingestion_job, online_store_job
 from fraud_orchestration.resources.environments import build_resources
 from fraud_orchestration.settings import Settings, load_settings
@@ -20,6 +21,7 @@ def build_definitions(settings: Settings) -> Definitions:
             transaction_features,
             offline_feature_store,
             online_feature_store,
+            training_set,
         ],
         jobs=[daily_ingestion_job, online_store_job],
         resources=build_resources(settings),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from fraud_orchestration.partitions import daily_partitions
 
 daily_ingestion_job = define_asset_job(
     "daily_ingestion",
     selection=AssetSelection.assets(
         "raw_transactions", "transaction_features", "offline_feature_store"
     ),
-    partitions_def=daily_partitions,
     description="One day through raw → features → offline feature store.",
 )
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 
-from fraud_orchestration.atomic import atomic_path
+from fraud_orchestration.atomic import atomic_path, atomic_write_bytes
 from fraud_orchestration.schema import LANDING_PREFIX
 
 
@@ -52,6 +52,16 @@ class Lake(ConfigurableResource, ABC):
         return [self.table_uri(table, day) for day in days if self.partition_exists(table, day)]
 
     @abstractmethod
+    def write_object(self, key: str, data: bytes) -> str:
+        """Write one object (training sets, manifests, reports) atomically; return its URI."""
+
+    @abstractmethod
+    def read_object(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def object_exists(self, key: str) -> bool: ...
+
+    @abstractmethod
     def _open(self, uri: str) -> io.BufferedIOBase | str: ...
 
 
@@ -88,6 +98,17 @@ class LocalLake(Lake):
         with atomic_path(uri) as tmp:
             pq.write_table(data, tmp, compression="zstd")
         return uri
+
+    def write_object(self, key: str, data: bytes) -> str:
+        path = self.root_path / key
+        atomic_write_bytes(path, data)
+        return str(path)
+
+    def read_object(self, key: str) -> bytes:
+        return (self.root_path / key).read_bytes()
+
+    def object_exists(self, key: str) -> bool:
+        return (self.root_path / key).is_file()
 
     def _open(self, uri: str) -> str:
         return uri

@@ -1,0 +1,1 @@
+"""Point-in-time training sets: chronological windows with a label-delay gap."""
