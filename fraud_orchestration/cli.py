@@ -79,16 +79,20 @@ def _simulate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     summary = simulate(_simulation_config(args), settings.home)
-    print(f"landed {summary.total_records} events for {args.days} days under {settings.home}")
+    print(
+        f"landed {summary.n_lines} lines ({summary.n_transactions} transactions, "
+        f"fraud rate {summary.fraud_rate:.3%}) for {args.days} days under {settings.home}"
+    )
     return 0
 
 
 def _land_handbook(args: argparse.Namespace) -> int:
-    from fraud_orchestration.simulator import land_handbook
+    from fraud_orchestration.simulator import handbook_days, land_handbook
 
     settings = load_settings()
-    days = land_handbook(args.source, settings.home, limit_days=args.days)
-    print(f"landed {len(days)} handbook days under {settings.home}")
+    days = handbook_days(args.source)[: args.days]
+    summary = land_handbook(args.source, settings.home, days=days)
+    print(f"landed {len(summary.days)} handbook days under {settings.home}")
     return 0
 
 

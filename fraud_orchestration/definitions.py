@@ -7,8 +7,9 @@ from dagster import Definitions
 from fraud_orchestration.assets.feature_store import offline_feature_store, online_feature_store
 from fraud_orchestration.assets.features import transaction_features
 from fraud_orchestration.assets.ingestion import landing_events, raw_transactions
+from fraud_orchestration.assets.models import fraud_model
 from fraud_orchestration.assets.training import training_set
-from fraud_orchestration.jobs import daily_ingestion_job, online_store_job
+from fraud_orchestration.jobs import daily_ingestion_job, online_store_job, retraining_job
 from fraud_orchestration.resources.environments import build_resources
 from fraud_orchestration.settings import Settings, load_settings
 
@@ -22,8 +23,9 @@ def build_definitions(settings: Settings) -> Definitions:
             offline_feature_store,
             online_feature_store,
             training_set,
+            fraud_model,
         ],
-        jobs=[daily_ingestion_job, online_store_job],
+        jobs=[daily_ingestion_job, online_store_job, retraining_job],
         resources=build_resources(settings),
     )
 

@@ -67,7 +67,9 @@ def run_partitions(
         )
         reports.append(report)
         if progress:
-            _progress(number, len(days), f"{day} {'ok' if report.checks_passed else 'CHECK FAILED'}")
+            _progress(
+                number, len(days), f"{day} {'ok' if report.checks_passed else 'CHECK FAILED'}"
+            )
     defs.resolve_job_def(ONLINE_STORE_JOB).execute_in_process(instance=instance)
     return reports
 

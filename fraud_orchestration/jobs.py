@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-
 daily_ingestion_job = define_asset_job(
     "daily_ingestion",
     selection=AssetSelection.assets(
@@ -17,4 +16,10 @@ online_store_job = define_asset_job(
     "online_store_refresh",
     selection=AssetSelection.assets("online_feature_store"),
     description="Rebuild the online store from the newest offline days.",
+)
+
+retraining_job = define_asset_job(
+    "nightly_retraining",
+    selection=AssetSelection.assets("training_set", "fraud_model"),
+    description="Training set → model → champion/challenger gate.",
 )

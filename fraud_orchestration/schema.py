@@ -27,7 +27,7 @@ LABEL = "tx_fraud"
 NEVER_A_FEATURE = ("tx_fraud", "tx_fraud_scenario")
 
 LANDING_PREFIX = "landing/transactions"
-"""Firehose delivers to ``<prefix>/YYYY/MM/DD/HH/<stream>-<n>-<YYYY-MM-DD-HH-MM-SS>-<id>.jsonl.gz``."""
+"""Firehose layout: `<prefix>/YYYY/MM/DD/HH/<stream>-<n>-<YYYY-MM-DD-HH-MM-SS>-<id>.jsonl.gz`."""
 
 
 def landing_hour_prefix(year: int, month: int, day: int, hour: int) -> str:

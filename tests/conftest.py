@@ -53,7 +53,9 @@ def event(transaction_id: int, when: str, **overrides) -> dict:
     return record
 
 
-def land_lines(home: Path, day: date, lines: list[str], name: str = "part-0000", hour: int = 12) -> Path:
+def land_lines(
+    home: Path, day: date, lines: list[str], name: str = "part-0000", hour: int = 12
+) -> Path:
     """Write ``lines`` as one Firehose-style gzipped JSON-lines file of ``day``."""
     folder = home / landing_hour_prefix(day.year, day.month, day.day, hour)
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,9 @@ def land_lines(home: Path, day: date, lines: list[str], name: str = "part-0000",
 
 def good_day(day: date, count: int, first_id: int = 0) -> list[dict]:
     return [
-        event(first_id + i, f"{day.isoformat()}T{(i * 37) % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}")
+        event(
+            first_id + i, f"{day.isoformat()}T{(i * 37) % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}"
+        )
         for i in range(count)
     ]
 

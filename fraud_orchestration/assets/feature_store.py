@@ -1,6 +1,5 @@
 """The offline feature store (history for training) and the online store (state for serving)."""
 
-
 from datetime import timedelta
 
 import pandas as pd
@@ -80,7 +79,9 @@ def online_feature_store(
     )
 
 
-def online_histories(records: pd.DataFrame, as_of_seconds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def online_histories(
+    records: pd.DataFrame, as_of_seconds: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of ``records`` that serving's windows can still reach at ``as_of_seconds``."""
     card_from = as_of_seconds - CARD_HISTORY_DAYS * 86_400
     terminal_from = as_of_seconds - TERMINAL_HISTORY_DAYS * 86_400
@@ -88,5 +89,3 @@ def online_histories(records: pd.DataFrame, as_of_seconds: int) -> tuple[pd.Data
     cards = records.loc[records["tx_time_seconds"] >= card_from, columns]
     terminals = records.loc[records["tx_time_seconds"] >= terminal_from, columns + ["tx_fraud"]]
     return cards.reset_index(drop=True), terminals.reset_index(drop=True)
-
-

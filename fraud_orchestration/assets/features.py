@@ -1,6 +1,5 @@
 """``transaction_features``: THE feature SQL over the day plus its 37-day look-back."""
 
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

@@ -1,6 +1,5 @@
 """Landing zone → ``raw_transactions`` (valid rows) + the quarantine table (everything else)."""
 
-
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,

@@ -65,9 +65,7 @@ class DuckDBFeatureEngine(FeatureEngine):
                 f"CREATE VIEW {SOURCE_VIEW} AS SELECT * FROM read_parquet([{files}])"
             )
             query = window_query(start_seconds, end_seconds)
-            connection.execute(
-                f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
-            )
+            connection.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
             rows = connection.execute(f"SELECT count(*) FROM read_parquet('{tmp}')").fetchone()[0]
         return FeatureBuild(rows=int(rows), uri=destination)
 

@@ -52,7 +52,9 @@ class FeatureStore(ConfigurableResource, ABC):
     ) -> dict: ...
 
     @abstractmethod
-    def online_history(self, customer_id: int, terminal_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def online_history(
+        self, customer_id: int, terminal_id: int
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The card's and the terminal's recent transactions, as serving needs them."""
 
 
@@ -111,7 +113,9 @@ class LocalFeatureStore(FeatureStore):
             if (folder / "data.parquet").is_file()
         )
 
-    def publish_online(self, cards: pd.DataFrame, terminals: pd.DataFrame, as_of_seconds: int) -> dict:
+    def publish_online(
+        self, cards: pd.DataFrame, terminals: pd.DataFrame, as_of_seconds: int
+    ) -> dict:
         with atomic_path(self.online_path) as tmp:
             with sqlite3.connect(tmp) as connection:
                 cards.to_sql("card_history", connection, index=False)
@@ -121,15 +125,25 @@ class LocalFeatureStore(FeatureStore):
                 connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
                 connection.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
-                    [("as_of_seconds", str(as_of_seconds)), ("built_at", datetime.now(UTC).isoformat())],
+                    [
+                        ("as_of_seconds", str(as_of_seconds)),
+                        ("built_at", datetime.now(UTC).isoformat()),
+                    ],
                 )
             connection.close()
-        return {"cards": cards["customer_id"].nunique(), "terminals": terminals["terminal_id"].nunique()}
+        return {
+            "cards": cards["customer_id"].nunique(),
+            "terminals": terminals["terminal_id"].nunique(),
+        }
 
-    def online_history(self, customer_id: int, terminal_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def online_history(
+        self, customer_id: int, terminal_id: int
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         with sqlite3.connect(f"file:{self.online_path}?mode=ro", uri=True) as connection:
             card = pd.read_sql(
-                "SELECT * FROM card_history WHERE customer_id = ?", connection, params=(customer_id,)
+                "SELECT * FROM card_history WHERE customer_id = ?",
+                connection,
+                params=(customer_id,),
             )
             terminal = pd.read_sql(
                 "SELECT * FROM terminal_history WHERE terminal_id = ?",

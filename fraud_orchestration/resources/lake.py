@@ -66,7 +66,7 @@ class Lake(ConfigurableResource, ABC):
 
 
 class LocalLake(Lake):
-    """A folder: ``<root>/landing/transactions/...`` and ``<root>/lake/<table>/date=.../data.parquet``."""
+    """landing files under `landing/`, tables as `lake/<table>/date=.../data.parquet`."""
 
     root: str
 

@@ -81,9 +81,15 @@ class TrainingWindows:
         )
 
     def as_dict(self) -> dict:
-        return {name: {k: v.isoformat() for k, v in asdict(window).items()}
-                for name, window in (("train", self.train), ("validation", self.validation),
-                                     ("delay", self.delay), ("test", self.test))}
+        return {
+            name: {k: v.isoformat() for k, v in asdict(window).items()}
+            for name, window in (
+                ("train", self.train),
+                ("validation", self.validation),
+                ("delay", self.delay),
+                ("test", self.test),
+            )
+        }
 
 
 def in_window(frame: pd.DataFrame, window: Window) -> pd.DataFrame:

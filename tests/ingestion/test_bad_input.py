@@ -25,7 +25,9 @@ def bad_lines() -> dict[str, str]:
     return {
         '{"transaction_id": 1, "tx_datetime": "2018-04-02T': "malformed_json",
         "[1, 2, 3]": "not_an_object",
-        json.dumps({k: v for k, v in good.items() if k != "tx_amount"}): "missing_fields: tx_amount",
+        json.dumps(
+            {k: v for k, v in good.items() if k != "tx_amount"}
+        ): "missing_fields: tx_amount",
         json.dumps({**event(10_001, at), "promo": "x"}): "unknown_fields: promo",
         json.dumps(event(10_002, at, tx_amount="12,5€")): "wrong_type: tx_amount",
         json.dumps(event(10_003, "yesterday")): "wrong_type: tx_datetime",
@@ -70,7 +72,9 @@ def test_bad_partition_fails_its_check_and_blocks_downstream(defs, home, instanc
     result = defs.resolve_job_def("daily_ingestion").execute_in_process(
         partition_key=DAY.isoformat(), instance=instance, raise_on_error=False
     )
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["raw_transactions"]]
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["raw_transactions"]
+    ]
     assert not evaluation.passed
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {AssetKey("raw_transactions")}

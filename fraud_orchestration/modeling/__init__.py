@@ -1,0 +1,1 @@
+"""Model lifecycle: metrics, training, tuning (pure Python; the assets wire them in)."""
