@@ -102,19 +102,19 @@ def _demo(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from fraud_orchestration.definitions import build_definitions
-    from fraud_orchestration.demo import ensure_dagster_home, run_partitions, summary_table
+    from fraud_orchestration.demo import ensure_dagster_home, run_lifecycle, summary
     from fraud_orchestration.simulator import simulate
 
     started = time.perf_counter()
-    ensure_dagster_home(settings)
+    ensure_dagster_home(settings.dagster_home)
     config = _simulation_config(args)
     print(f"Simulating {config.n_days} days into {settings.home} ...", file=sys.stderr)
     simulate(config, settings.home)
     with DagsterInstance.get() as instance:
-        reports = run_partitions(build_definitions(settings), instance, config.days)
-    print(summary_table(reports, time.perf_counter() - started))
+        reports, models = run_lifecycle(build_definitions(settings), instance, config.days)
+    print(summary(reports, models, time.perf_counter() - started))
     print(f"\nOpen the UI on these runs with `make dev` (DAGSTER_HOME={settings.dagster_home}).")
-    return 0 if all(report.checks_passed for report in reports) else 1
+    return 0 if all(report.run_succeeded for report in reports) else 1
 
 
 if __name__ == "__main__":

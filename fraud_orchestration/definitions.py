@@ -8,9 +8,18 @@ from fraud_orchestration.assets.feature_store import offline_feature_store, onli
 from fraud_orchestration.assets.features import transaction_features
 from fraud_orchestration.assets.ingestion import landing_events, raw_transactions
 from fraud_orchestration.assets.models import fraud_model
+from fraud_orchestration.assets.monitoring import drift_report
+from fraud_orchestration.assets.scoring import transaction_scores
 from fraud_orchestration.assets.training import training_set
-from fraud_orchestration.jobs import daily_ingestion_job, online_store_job, retraining_job
+from fraud_orchestration.jobs import (
+    daily_ingestion_job,
+    feature_ingestion_job,
+    online_store_job,
+    retraining_job,
+)
 from fraud_orchestration.resources.environments import build_resources
+from fraud_orchestration.schedules import daily_ingestion_schedule, nightly_retraining_schedule
+from fraud_orchestration.sensors import retraining_sensor
 from fraud_orchestration.settings import Settings, load_settings
 
 
@@ -24,8 +33,12 @@ def build_definitions(settings: Settings) -> Definitions:
             online_feature_store,
             training_set,
             fraud_model,
+            transaction_scores,
+            drift_report,
         ],
-        jobs=[daily_ingestion_job, online_store_job, retraining_job],
+        jobs=[feature_ingestion_job, daily_ingestion_job, online_store_job, retraining_job],
+        schedules=[daily_ingestion_schedule, nightly_retraining_schedule],
+        sensors=[retraining_sensor],
         resources=build_resources(settings),
     )
 

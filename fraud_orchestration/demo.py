@@ -1,4 +1,9 @@
-"""``make demo``: simulate events, run every partition through the assets, print a summary.
+"""``make demo``: simulate events and run the whole lifecycle on embedded parts.
+
+1. the first days through raw → features → offline store (no model exists yet);
+2. the nightly retraining: training set → model → gate (the first model faces the floors);
+3. the remaining days through the full daily job, which also scores and reports drift;
+4. the online store, then a second retraining, gated against the first model.
 
 Runs go into the persistent ``DAGSTER_HOME`` under ``FRAUD_HOME`` so that ``make dev``
 (the Dagster UI) shows them. Re-running gives the same outputs: the simulator rewrites the
@@ -9,15 +14,15 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
-from fraud_orchestration.settings import Settings
-
-INGESTION_JOB = "daily_ingestion"
-ONLINE_STORE_JOB = "online_store_refresh"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+MIN_DAYS_FOR_A_MODEL = 30
+"""A training set needs 14 train + 7 delay + 7 test days, after a little feature warm-up."""
+SCORED_DAYS = 14
 
 
 @dataclass
@@ -28,50 +33,101 @@ class DayReport:
     quarantined: int = 0
     duplicates: int = 0
     features: int = 0
-    checks_passed: bool = True
+    scored: int = 0
+    run_succeeded: bool = True
+    failed_checks: tuple[str, ...] = ()
     seconds: float = 0.0
 
+    @property
+    def checks(self) -> str:
+        return ",".join(self.failed_checks) or "pass"
 
-def ensure_dagster_home(settings: Settings) -> None:
+
+@dataclass
+class ModelReport:
+    version: int
+    verdict: str
+    auc_roc: float
+    avg_precision: float
+    card_precision_at_100: float
+    seconds: float
+
+
+def ensure_dagster_home(home) -> None:
     """A ``dagster.yaml`` without telemetry (the sandboxed network is closed anyway)."""
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = settings.dagster_home / "dagster.yaml"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
 
 
-def run_partitions(
-    defs: Definitions, instance: DagsterInstance, days: list[date], progress: bool = True
+def run_lifecycle(
+    defs: Definitions, instance: DagsterInstance, days: list[date]
+) -> tuple[list[DayReport], list[ModelReport]]:
+    trains = len(days) >= MIN_DAYS_FOR_A_MODEL
+    first_phase = days[:-SCORED_DAYS] if trains else days
+    reports = run_days(defs, instance, "feature_ingestion", first_phase)
+    models = []
+    if trains:
+        models.append(retrain(defs, instance))
+        reports += run_days(defs, instance, "daily_ingestion", days[len(first_phase) :])
+    _execute(defs, instance, "online_store_refresh")
+    if trains:
+        models.append(retrain(defs, instance))
+    return reports, models
+
+
+def run_days(
+    defs: Definitions, instance: DagsterInstance, job: str, days: list[date]
 ) -> list[DayReport]:
-    """Materialize the ingestion job for each day, one run per partition, then the online store."""
-    job = defs.resolve_job_def(INGESTION_JOB)
     reports = []
     for number, day in enumerate(days, start=1):
         started = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, raise_on_error=False
-        )
+        result = _execute(defs, instance, job, partition_key=day.isoformat())
         report = DayReport(day=day, seconds=time.perf_counter() - started)
-        for event in result.get_asset_materialization_events():
-            metadata = {
-                key: value.value
-                for key, value in event.step_materialization_data.materialization.metadata.items()
-            }
-            if event.asset_key.path[-1] == "raw_transactions":
-                for field in ("landed", "valid", "quarantined", "duplicates"):
-                    setattr(report, field, int(metadata[field]))
-            if event.asset_key.path[-1] == "transaction_features":
+        for asset, metadata in _materializations(result):
+            if asset == "raw_transactions":
+                for name in ("landed", "valid", "quarantined", "duplicates"):
+                    setattr(report, name, int(metadata[name]))
+            elif asset == "transaction_features":
                 report.features = int(metadata["dagster/row_count"])
-        report.checks_passed = result.success and all(
-            evaluation.passed for evaluation in result.get_asset_check_evaluations()
+            elif asset == "transaction_scores":
+                report.scored = int(metadata["dagster/row_count"])
+        report.run_succeeded = result.success
+        report.failed_checks = tuple(
+            e.check_name for e in result.get_asset_check_evaluations() if not e.passed
         )
         reports.append(report)
-        if progress:
-            _progress(
-                number, len(days), f"{day} {'ok' if report.checks_passed else 'CHECK FAILED'}"
-            )
-    defs.resolve_job_def(ONLINE_STORE_JOB).execute_in_process(instance=instance)
+        state = report.checks if result.success else "RUN FAILED"
+        _progress(number, len(days), f"{job} {day} {state}")
     return reports
+
+
+def retrain(defs: Definitions, instance: DagsterInstance) -> ModelReport:
+    started = time.perf_counter()
+    print("Retraining: training set → model → gate ...", file=sys.stderr)
+    result = _execute(defs, instance, "nightly_retraining")
+    metadata = dict(_materializations(result))["fraud_model"]
+    return ModelReport(
+        version=int(metadata["model_version"]),
+        verdict=str(metadata["verdict"]),
+        auc_roc=float(metadata["auc_roc"]),
+        avg_precision=float(metadata["avg_precision"]),
+        card_precision_at_100=float(metadata["card_precision_at_100"]),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _execute(defs, instance, job: str, partition_key: str | None = None) -> ExecuteInProcessResult:
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, partition_key=partition_key, run_config=QUIET, raise_on_error=False
+    )
+
+
+def _materializations(result: ExecuteInProcessResult):
+    for event in result.get_asset_materialization_events():
+        metadata = event.step_materialization_data.materialization.metadata
+        yield event.asset_key.path[-1], {key: value.value for key, value in metadata.items()}
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -84,22 +140,31 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def summary_table(reports: list[DayReport], wall_seconds: float) -> str:
-    header = "day         landed   valid  quarantined  duplicates  features  checks  seconds"
+def summary(reports: list[DayReport], models: list[ModelReport], wall_seconds: float) -> str:
+    header = (
+        "day         landed   valid  quarantined  duplicates  features  scored  checks  seconds"
+    )
     lines = [header, "-" * len(header)]
     for r in reports:
         lines.append(
             f"{r.day}  {r.landed:>7} {r.valid:>7} {r.quarantined:>12} {r.duplicates:>11} "
-            f"{r.features:>9}  {'pass' if r.checks_passed else 'FAIL':>6} {r.seconds:>8.2f}"
+            f"{r.features:>9} {r.scored:>7} {r.seconds:>8.2f}  "
+            f"{r.checks if r.run_succeeded else 'RUN FAILED'}"
         )
-    total = DayReport(day=date.min)
-    for r in reports:
-        for field in ("landed", "valid", "quarantined", "duplicates", "features"):
-            setattr(total, field, getattr(total, field) + getattr(r, field))
+    totals = {
+        f.name: sum(getattr(r, f.name) for r in reports)
+        for f in fields(DayReport)
+        if f.name in ("landed", "valid", "quarantined", "duplicates", "features", "scored")
+    }
     lines.append("-" * len(header))
     lines.append(
-        f"{'total':<10}  {total.landed:>7} {total.valid:>7} {total.quarantined:>12} "
-        f"{total.duplicates:>11} {total.features:>9}"
+        f"{'total':<10}  {totals['landed']:>7} {totals['valid']:>7} {totals['quarantined']:>12} "
+        f"{totals['duplicates']:>11} {totals['features']:>9} {totals['scored']:>7}"
     )
+    for m in models:
+        lines.append(
+            f"model v{m.version}: {m.verdict}; test AUC {m.auc_roc:.3f}, AP {m.avg_precision:.3f}, "
+            f"CP@100 {m.card_precision_at_100:.3f} ({m.seconds:.1f} s)"
+        )
     lines.append(f"wall time {wall_seconds:.1f} s for {len(reports)} partitions")
     return "\n".join(lines)

@@ -1,15 +1,21 @@
 """Jobs: what schedules, sensors and the demo launch."""
 
-from __future__ import annotations
-
 from dagster import AssetSelection, define_asset_job
+
+FEATURE_ASSETS = ("raw_transactions", "transaction_features", "offline_feature_store")
+
+feature_ingestion_job = define_asset_job(
+    "feature_ingestion",
+    selection=AssetSelection.assets(*FEATURE_ASSETS),
+    description="One day through raw → features → offline feature store (for backfills and "
+    "for the days before a first model exists).",
+)
 
 daily_ingestion_job = define_asset_job(
     "daily_ingestion",
-    selection=AssetSelection.assets(
-        "raw_transactions", "transaction_features", "offline_feature_store"
-    ),
-    description="One day through raw → features → offline feature store.",
+    selection=AssetSelection.assets(*FEATURE_ASSETS, "transaction_scores", "drift_report"),
+    description="One day through raw → features → offline store → batch scores → drift report. "
+    "Scores and drift need an approved model.",
 )
 
 online_store_job = define_asset_job(

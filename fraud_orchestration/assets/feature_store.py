@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AutomationCondition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -52,6 +53,7 @@ def offline_feature_store(
     deps=[OFFLINE_STORE],
     group_name="feature_store",
     kinds={"sqlite"},
+    automation_condition=AutomationCondition.eager(),
     owners=["team:fraud-ml"],
 )
 def online_feature_store(

@@ -1,6 +1,7 @@
 """``fraud_model``: an XGBoost challenger, registered, then gated against the champion."""
 
 import tempfile
+from dataclasses import asdict
 from typing import Literal
 
 from dagster import (
@@ -92,45 +93,89 @@ def fraud_model(
     validation days, then refitted on the whole train window), registered as a new version
     pending approval and approved or rejected by the gate."""
     dataset = load_training_set(lake)
-    model = fit(dataset, FEATURE_NAMES, config.params())
+    params = config.params()
+    existing = _same_model(model_registry, dataset.manifest["content_hash"], params)
+    if existing is not None:
+        context.log.info(
+            f"v{existing.version} was trained on this training set with these parameters "
+            f"already ({existing.status}): nothing new to register."
+        )
+        return _result(
+            existing.version,
+            existing.status == "Approved",
+            existing.reason,
+            {
+                "model_version": existing.version,
+                **existing.metrics,
+                "verdict": str(existing.status),
+                "reason": existing.reason or "",
+            },
+        )
+    model = fit(dataset, FEATURE_NAMES, params)
     context.log.info(f"Trained {model.best_iteration + 1} trees in {model.training_seconds} s")
     metrics = test_metrics(model, dataset.test)
     champion = model_registry.champion()
     champion_metrics = _champion_metrics(model_registry, champion, dataset)
+    card = {
+        **model.card(metrics, dataset.manifest["windows"]),
+        "training_set": dataset.manifest["content_hash"],
+        "requested_params": asdict(params),
+    }
     with tempfile.TemporaryDirectory() as folder:
         model.save(folder, metrics=metrics, data_windows=dataset.manifest["windows"])
-        version = model_registry.register(
-            folder,
-            metrics,
-            card={
-                **model.card(metrics, dataset.manifest["windows"]),
-                "training_set": dataset.manifest["content_hash"],
-            },
-        )
+        version = model_registry.register(folder, metrics, card=card).version
     verdict = judge(
         metrics, champion_metrics, champion.version if champion else None, config.rules()
     )
     if verdict.approved:
-        model_registry.approve(version.version, verdict.reason)
+        model_registry.approve(version, verdict.reason)
     else:
-        model_registry.reject(version.version, verdict.reason)
-    context.log.info(f"Model v{version.version}: {verdict.reason}")
+        model_registry.reject(version, verdict.reason)
+    context.log.info(f"Model v{version}: {verdict.reason}")
+    return _result(
+        version,
+        verdict.approved,
+        verdict.reason,
+        _metadata(model, version, verdict, dataset),
+        comparison=_comparison_table(verdict),
+        champion_version=verdict.champion_version,
+    )
+
+
+def _result(
+    version: int,
+    approved: bool,
+    reason: str | None,
+    metadata: dict,
+    comparison: str = "",
+    champion_version: int | None = None,
+) -> MaterializeResult:
     return MaterializeResult(
-        metadata=_metadata(model, version.version, verdict, dataset),
+        metadata=metadata,
         check_results=[
             AssetCheckResult(
                 check_name=GATE_CHECK,
-                passed=verdict.approved,
-                description=verdict.reason,
+                passed=approved,
+                description=reason,
                 metadata={
-                    "model_version": version.version,
-                    "champion_version": verdict.champion_version or 0,
-                    "verdict": "Approved" if verdict.approved else "Rejected",
-                    "comparison": MetadataValue.md(_comparison_table(verdict)),
+                    "model_version": version,
+                    "champion_version": champion_version or 0,
+                    "verdict": "Approved" if approved else "Rejected",
+                    "comparison": MetadataValue.md(comparison or "(decided in an earlier run)"),
                 },
             )
         ],
     )
+
+
+def _same_model(registry: ModelRegistry, training_set: str, params: TrainingParams):
+    """A version already trained on ``training_set`` with ``params`` (re-runs register none)."""
+    wanted = asdict(params)
+    for version in registry.list_versions():
+        card = version.card
+        if card.get("training_set") == training_set and card.get("requested_params") == wanted:
+            return version
+    return None
 
 
 def _champion_metrics(registry: ModelRegistry, champion, dataset: TrainingSet) -> dict | None:

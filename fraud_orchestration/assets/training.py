@@ -2,10 +2,11 @@
 
 from datetime import date, timedelta
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from fraud_orchestration.assets.feature_store import OFFLINE_STORE
+from fraud_orchestration.automation.check_history import DATA_QUALITY_CHECKS, failing_partitions
 from fraud_orchestration.features import feature_definition_version
 from fraud_orchestration.resources.feature_store import FeatureStore
 from fraud_orchestration.resources.lake import Lake
@@ -59,6 +60,15 @@ def training_set(
         raise ValueError(
             f"The offline feature store lacks {len(missing)} day(s) the windows need "
             f"(first {missing[0]}, last {missing[-1]}); materialize them or move the cutoff."
+        )
+    failing = failing_partitions(
+        context.instance, DATA_QUALITY_CHECKS, [day.isoformat() for day in windows.days_needed]
+    )
+    if failing:
+        raise Failure(
+            "Retraining held: these partitions failed their data-quality checks and must be "
+            f"repaired (re-landed and re-run) first: {failing}",
+            metadata={"failing_partitions": sorted(failing)},
         )
     records = feature_store.read_offline(windows.days_needed)
     dataset = build_training_set(records, windows, feature_definition_version())

@@ -1,0 +1,69 @@
+"""``transaction_scores``: the batch half of hybrid scoring, with the day's investigation list."""
+
+import pandas as pd
+import pyarrow as pa
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from fraud_orchestration.assets.features import FEATURES_TABLE
+from fraud_orchestration.modeling.deployed import champion_model
+from fraud_orchestration.partitions import daily_partitions, partition_day
+from fraud_orchestration.resources.lake import Lake
+from fraud_orchestration.resources.model_registry import ModelRegistry
+
+SCORES_TABLE = "transaction_scores"
+INVESTIGATION_CARDS = 100
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[FEATURES_TABLE, "fraud_model"],
+    group_name="serving",
+    kinds={"xgboost", "parquet"},
+    owners=["team:fraud-ml"],
+)
+def transaction_scores(
+    context: AssetExecutionContext, lake: Lake, model_registry: ModelRegistry
+) -> MaterializeResult:
+    """Every transaction of the day scored by the deployed model version, and the day's
+    100 cards most worth investigating (each card's highest score, ranked)."""
+    day = partition_day(context.partition_key)
+    deployed = champion_model(model_registry)
+    features = lake.read_partitions(FEATURES_TABLE, [day])
+    scores = features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]].assign(
+        score=deployed.model.predict(features),
+        model_version=deployed.version,
+    )
+    scores["decision"] = (scores["score"] >= deployed.model.decision_threshold).astype("int8")
+    uri = lake.write_partition(
+        SCORES_TABLE, day, pa.Table.from_pandas(scores, preserve_index=False)
+    )
+    cards = top_cards(scores)
+    lake.write_partition(
+        "investigation_cards", day, pa.Table.from_pandas(cards, preserve_index=False)
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scores),
+            "model_version": deployed.version,
+            "flagged": int(scores["decision"].sum()),
+            "decision_threshold": deployed.model.decision_threshold,
+            "top_cards": MetadataValue.md(_cards_table(cards.head(10))),
+            "path": MetadataValue.path(uri),
+        }
+    )
+
+
+def top_cards(scores: pd.DataFrame, k: int = INVESTIGATION_CARDS) -> pd.DataFrame:
+    """Each card's highest score of the day, the ``k`` highest first (ties: lower card id)."""
+    per_card = scores.groupby("customer_id", as_index=False).agg(
+        score=("score", "max"), transactions=("transaction_id", "count")
+    )
+    return per_card.sort_values(["score", "customer_id"], ascending=[False, True]).head(k)
+
+
+def _cards_table(cards: pd.DataFrame) -> str:
+    rows = "".join(
+        f"| {row.customer_id} | {row.score:.4f} | {row.transactions} |\n"
+        for row in cards.itertuples()
+    )
+    return "| card | max score | transactions |\n|---|---|---|\n" + rows

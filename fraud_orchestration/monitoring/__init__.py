@@ -1,0 +1,1 @@
+"""Drift and label-based performance against the deployed model's training reference."""

@@ -1,0 +1,130 @@
+"""Sensors that retrain when checks fail and redeploy when the registry changes.
+
+Each sensor keeps a small JSON cursor and derives every ``run_key`` from the trigger itself
+(the check record ids), so replaying a tick, or an evaluation interrupted between launching
+a run and storing the cursor, never gives two runs for one trigger: Dagster skips a run key
+it has already launched. A trigger that arrives during the cool-down or while retraining is
+held stays pending in the cursor: it is postponed, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from fraud_orchestration.automation.check_history import (
+    DATA_QUALITY_CHECKS,
+    DRIFT_CHECK,
+    CheckOutcome,
+    completed_outcomes,
+    failing_partitions,
+)
+from fraud_orchestration.jobs import retraining_job
+
+COOLDOWN_SECONDS = 6 * 3600
+
+
+@dataclass
+class RetrainingCursor:
+    seen: dict[str, int] = field(default_factory=dict)
+    """Newest record id read, per check."""
+    pending: list[dict] = field(default_factory=list)
+    """Triggers not yet answered by a run request."""
+    held: list[str] = field(default_factory=list)
+    """Partitions whose data-quality check failed and has not passed since."""
+    last_request_at: float = 0.0
+
+    @classmethod
+    def load(cls, raw: str | None) -> RetrainingCursor:
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def _trigger(reason: str, outcome: CheckOutcome, check: str) -> dict:
+    return {
+        "reason": reason,
+        "check": check,
+        "partition": outcome.partition,
+        "record_id": outcome.record_id,
+    }
+
+
+def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> SensorDefinition:
+    @sensor(
+        name="retraining_sensor",
+        job=retraining_job,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Requests retraining when the drift check errors (feature/prediction "
+        "drift, or label-based performance below its floor) or a data-quality check on the "
+        "live model's inputs fails; a failing partition holds retraining until it passes.",
+    )
+    def retraining_sensor(context: SensorEvaluationContext):
+        cursor = RetrainingCursor.load(context.cursor)
+        instance = context.instance
+        drift_key = DRIFT_CHECK.to_user_string()
+        for outcome in completed_outcomes(instance, DRIFT_CHECK, cursor.seen.get(drift_key, 0)):
+            cursor.seen[drift_key] = outcome.record_id
+            if not outcome.passed and outcome.severity == "ERROR":
+                level = outcome.metadata.get("level", "ERROR")
+                reason = "performance" if level == "PERFORMANCE" else "drift"
+                cursor.pending.append(_trigger(reason, outcome, drift_key))
+        for key in DATA_QUALITY_CHECKS:
+            name = key.to_user_string()
+            for outcome in completed_outcomes(instance, key, cursor.seen.get(name, 0)):
+                cursor.seen[name] = outcome.record_id
+                if not outcome.passed and outcome.partition:
+                    cursor.pending.append(_trigger("data_quality", outcome, name))
+                    cursor.held = sorted(set(cursor.held) | {outcome.partition})
+        if cursor.held:
+            cursor.held = sorted(failing_partitions(instance, DATA_QUALITY_CHECKS, cursor.held))
+        if not cursor.pending:
+            return SensorResult(skip_reason=SkipReason("No failed check."), cursor=cursor.dump())
+        if cursor.held:
+            return SensorResult(
+                skip_reason=SkipReason(
+                    f"Retraining held until these partitions pass their data-quality checks: "
+                    f"{cursor.held}"
+                ),
+                cursor=cursor.dump(),
+            )
+        waited = time.time() - cursor.last_request_at
+        if waited < cooldown_seconds:
+            return SensorResult(
+                skip_reason=SkipReason(
+                    f"Cool-down: {cooldown_seconds - waited:.0f} s left; "
+                    f"{len(cursor.pending)} trigger(s) pending."
+                ),
+                cursor=cursor.dump(),
+            )
+        request = RunRequest(
+            run_key="retrain-" + "-".join(str(t["record_id"]) for t in cursor.pending),
+            tags={
+                "fraud/trigger": ",".join(sorted({t["reason"] for t in cursor.pending})),
+                "fraud/check": ",".join(sorted({t["check"] for t in cursor.pending})),
+                "fraud/partitions": ",".join(
+                    sorted({t["partition"] for t in cursor.pending if t["partition"]})
+                ),
+            },
+        )
+        cursor.pending = []
+        cursor.last_request_at = time.time()
+        return SensorResult(run_requests=[request], cursor=cursor.dump())
+
+    return retraining_sensor
+
+
+retraining_sensor = build_retraining_sensor()

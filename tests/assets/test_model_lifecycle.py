@@ -1,0 +1,78 @@
+"""Ingest a small simulated world, retrain twice, score and report drift through Dagster."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from fraud_orchestration.resources.model_registry import LocalRegistryStore
+from fraud_orchestration.simulator import SimulationConfig, simulate
+
+DAYS = 16
+START = date(2018, 4, 1)
+SMALL_WINDOWS = {
+    "ops": {
+        "training_set": {
+            "config": {"train_days": 6, "validation_days": 2, "delay_days": 3, "test_days": 3}
+        },
+        "fraud_model": {
+            "config": {
+                "n_estimators": 60,
+                "min_auc_roc": 0.5,
+                "min_avg_precision": 0.05,
+                "min_card_precision_at_100": 0.0,
+            }
+        },
+    }
+}
+
+
+@pytest.fixture
+def world(defs, home, instance):
+    config = SimulationConfig(n_customers=600, n_terminals=1200, n_days=DAYS, seed=3,
+                              compromised_customers_per_day=2, compromised_terminals_per_day=2)
+    simulate(config, home)
+    job = defs.resolve_job_def("feature_ingestion")
+    for day in config.days:
+        assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    return config
+
+
+def _retrain(defs, instance):
+    result = defs.resolve_job_def("nightly_retraining").execute_in_process(
+        instance=instance, run_config=SMALL_WINDOWS
+    )
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_retraining_registers_gates_and_is_idempotent(world, defs, home, instance):
+    first = _retrain(defs, instance)
+    assert first.passed, first.description
+    store = LocalRegistryStore(home / "registry")
+    (version,) = store.list_versions()
+    assert version.status == "Approved" and store.champion().version == 1
+    assert version.card["tree_method"] == "hist"
+    assert {"auc_roc", "avg_precision", "card_precision_at_100"} <= set(version.metrics)
+
+    again = _retrain(defs, instance)
+    assert again.passed
+    assert len(store.list_versions()) == 1, "same training set + params must not register twice"
+
+
+def test_scores_and_drift_use_the_champion(world, defs, home, instance):
+    _retrain(defs, instance)
+    last = (START + timedelta(days=DAYS - 1)).isoformat()
+    result = defs.resolve_job_def("daily_ingestion").execute_in_process(
+        partition_key=last, instance=instance
+    )
+    assert result.success
+    metadata = {
+        event.asset_key.path[-1]: event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert metadata["transaction_scores"]["model_version"].value == 1
+    assert metadata["drift_report"]["model_version"].value == 1
+    assert (home / f"lake/investigation_cards/date={last}/data.parquet").is_file()
