@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="simulate, then materialize every asset for every partition, then summarize"
     )
     _simulation_arguments(demo)
+    demo.add_argument(
+        "--keep-serving", action="store_true", help="leave the local scoring endpoint running"
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -110,9 +113,15 @@ def _demo(args: argparse.Namespace) -> int:
     config = _simulation_config(args)
     print(f"Simulating {config.n_days} days into {settings.home} ...", file=sys.stderr)
     simulate(config, settings.home)
+    defs = build_definitions(settings)
     with DagsterInstance.get() as instance:
-        reports, models = run_lifecycle(build_definitions(settings), instance, config.days)
+        reports, models = run_lifecycle(defs, instance, config.days)
     print(summary(reports, models, time.perf_counter() - started))
+    endpoint = defs.resources["endpoint"]
+    if args.keep_serving:
+        print(f"The scoring endpoint keeps serving at {endpoint.url}.")
+    else:
+        endpoint.stop()
     print(f"\nOpen the UI on these runs with `make dev` (DAGSTER_HOME={settings.dagster_home}).")
     return 0 if all(report.run_succeeded for report in reports) else 1
 

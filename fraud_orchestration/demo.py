@@ -1,9 +1,11 @@
 """``make demo``: simulate events and run the whole lifecycle on embedded parts.
 
 1. the first days through raw → features → offline store (no model exists yet);
-2. the nightly retraining: training set → model → gate (the first model faces the floors);
+2. the nightly retraining: training set → model → gate → endpoint (the first model faces
+   the floors only; the local scoring service starts on 127.0.0.1 and serves it);
 3. the remaining days through the full daily job, which also scores and reports drift;
-4. the online store, then a second retraining, gated against the first model.
+4. the online store, a second retraining gated against the first model, and the serving
+   cost estimate for the measured volume and latency.
 
 Runs go into the persistent ``DAGSTER_HOME`` under ``FRAUD_HOME`` so that ``make dev``
 (the Dagster UI) shows them. Re-running gives the same outputs: the simulator rewrites the
@@ -67,6 +69,7 @@ def run_lifecycle(
     trains = len(days) >= MIN_DAYS_FOR_A_MODEL
     first_phase = days[:-SCORED_DAYS] if trains else days
     reports = run_days(defs, instance, "feature_ingestion", first_phase)
+    _execute(defs, instance, "online_store_refresh")
     models = []
     if trains:
         models.append(retrain(defs, instance))
@@ -74,6 +77,7 @@ def run_lifecycle(
     _execute(defs, instance, "online_store_refresh")
     if trains:
         models.append(retrain(defs, instance))
+        _execute(defs, instance, "serving_cost")
     return reports, models
 
 

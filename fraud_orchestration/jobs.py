@@ -26,6 +26,19 @@ online_store_job = define_asset_job(
 
 retraining_job = define_asset_job(
     "nightly_retraining",
-    selection=AssetSelection.assets("training_set", "fraud_model"),
-    description="Training set → model → champion/challenger gate.",
+    selection=AssetSelection.assets("training_set", "fraud_model", "fraud_endpoint"),
+    description="Training set → model → champion/challenger gate → endpoint. A rejected "
+    "model stops at the gate (a blocking check); the endpoint serves the champion.",
+)
+
+deployment_job = define_asset_job(
+    "endpoint_deployment",
+    selection=AssetSelection.assets("fraud_endpoint"),
+    description="Blue/green deployment of the champion (or, on request, the previous one).",
+)
+
+cost_job = define_asset_job(
+    "serving_cost",
+    selection=AssetSelection.assets("serving_cost_estimate"),
+    description="Re-estimate the monthly serving cost from the measured load.",
 )

@@ -26,11 +26,13 @@ from dagster import (
 from fraud_orchestration.automation.check_history import (
     DATA_QUALITY_CHECKS,
     DRIFT_CHECK,
+    HEALTH_CHECK,
     CheckOutcome,
     completed_outcomes,
     failing_partitions,
 )
-from fraud_orchestration.jobs import retraining_job
+from fraud_orchestration.jobs import deployment_job, retraining_job
+from fraud_orchestration.resources.model_registry import ModelRegistry
 
 COOLDOWN_SECONDS = 6 * 3600
 
@@ -128,3 +130,61 @@ def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> Senso
 
 
 retraining_sensor = build_retraining_sensor()
+
+
+@dataclass
+class DeploymentCursor:
+    seen_version: int = 0
+    """Newest Approved version a redeploy was requested for."""
+    health_record: int = 0
+    """Newest endpoint health evaluation read."""
+
+    @classmethod
+    def load(cls, raw: str | None) -> DeploymentCursor:
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@sensor(
+    name="deployment_sensor",
+    job=deployment_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Redeploys when the registry has a newly approved version, and redeploys the "
+    "previous champion when the endpoint's health check fails.",
+)
+def deployment_sensor(context: SensorEvaluationContext, model_registry: ModelRegistry):
+    cursor = DeploymentCursor.load(context.cursor)
+    requests = []
+    champion = model_registry.champion()
+    if champion is not None and champion.version > cursor.seen_version:
+        requests.append(
+            RunRequest(
+                run_key=f"deploy-v{champion.version}",
+                tags={
+                    "fraud/trigger": "new_approved_version",
+                    "fraud/model_version": str(champion.version),
+                },
+            )
+        )
+        cursor.seen_version = champion.version
+    for outcome in completed_outcomes(context.instance, HEALTH_CHECK, cursor.health_record):
+        cursor.health_record = outcome.record_id
+        if not outcome.passed:
+            requests.append(
+                RunRequest(
+                    run_key=f"rollback-{outcome.record_id}",
+                    run_config={
+                        "ops": {"fraud_endpoint": {"config": {"target": "previous_champion"}}}
+                    },
+                    tags={
+                        "fraud/trigger": "endpoint_health_failed",
+                        "fraud/check": HEALTH_CHECK.to_user_string(),
+                    },
+                )
+            )
+    if not requests:
+        return SensorResult(skip_reason=SkipReason("Nothing to deploy."), cursor=cursor.dump())
+    return SensorResult(run_requests=requests, cursor=cursor.dump())

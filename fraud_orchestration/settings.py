@@ -5,6 +5,7 @@
                          (default ``./.fraud``).
 ``FRAUD_FEATURE_ENGINE`` ``duckdb`` (default) or ``spark``.
 ``FRAUD_START_DATE``     first daily partition (default 2018-04-01, the handbook's first day).
+``FRAUD_ENDPOINT_PORT``  loopback port of the local scoring endpoint (default 8080).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Settings:
     home: Path
     feature_engine: str
     start_date: str
+    endpoint_port: int = 8080
 
     @property
     def dagster_home(self) -> Path:
@@ -44,4 +46,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         home=home,
         feature_engine=engine,
         start_date=environ.get("FRAUD_START_DATE", "2018-04-01"),
+        endpoint_port=int(environ.get("FRAUD_ENDPOINT_PORT", "8080")),
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance
 
 from fraud_orchestration.definitions import build_definitions
 from fraud_orchestration.schema import landing_hour_prefix
@@ -28,9 +29,20 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "fraud_home"
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
-def defs(home: Path) -> Definitions:
-    return build_definitions(load_settings({"FRAUD_HOME": str(home)}))
+def defs(home: Path):
+    """The project's definitions over a temporary lake; the endpoint on a free port, stopped
+    at the end of the test."""
+    settings = load_settings({"FRAUD_HOME": str(home), "FRAUD_ENDPOINT_PORT": str(free_port())})
+    definitions = build_definitions(settings)
+    yield definitions
+    definitions.resources["endpoint"].stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_orchestration.assets.features import FEATURES_TABLE
-from fraud_orchestration.modeling.deployed import champion_model
+from fraud_orchestration.modeling.deployed import deployed_model
 from fraud_orchestration.modeling.lifecycle import inline_image
 from fraud_orchestration.modeling.metrics import evaluate
 from fraud_orchestration.monitoring.drift import (
@@ -46,7 +46,7 @@ class DriftConfig(Config):
 
 @asset(
     partitions_def=daily_partitions,
-    deps=[FEATURES_TABLE, "fraud_model"],
+    deps=[FEATURES_TABLE, "fraud_endpoint"],
     group_name="monitoring",
     kinds={"pandas", "xgboost"},
     owners=["team:fraud-ml"],
@@ -70,7 +70,7 @@ def drift_report(
     model's training reference, prediction drift (score distribution), fraud-rate drift, and
     AP / CP@100 on the day whose labels have matured (``label delay`` days earlier)."""
     day = partition_day(context.partition_key)
-    deployed = champion_model(model_registry)
+    deployed = deployed_model(context.instance, model_registry)
     model, version = deployed.model, deployed.version
     reference = load_training_set(lake, deployed.training_set).train
     current = lake.read_partitions(FEATURES_TABLE, [day])

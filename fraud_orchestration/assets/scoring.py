@@ -5,7 +5,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from fraud_orchestration.assets.features import FEATURES_TABLE
-from fraud_orchestration.modeling.deployed import champion_model
+from fraud_orchestration.modeling.deployed import deployed_model
 from fraud_orchestration.partitions import daily_partitions, partition_day
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.resources.model_registry import ModelRegistry
@@ -16,7 +16,7 @@ INVESTIGATION_CARDS = 100
 
 @asset(
     partitions_def=daily_partitions,
-    deps=[FEATURES_TABLE, "fraud_model"],
+    deps=[FEATURES_TABLE, "fraud_endpoint"],
     group_name="serving",
     kinds={"xgboost", "parquet"},
     owners=["team:fraud-ml"],
@@ -27,7 +27,7 @@ def transaction_scores(
     """Every transaction of the day scored by the deployed model version, and the day's
     100 cards most worth investigating (each card's highest score, ranked)."""
     day = partition_day(context.partition_key)
-    deployed = champion_model(model_registry)
+    deployed = deployed_model(context.instance, model_registry)
     features = lake.read_partitions(FEATURES_TABLE, [day])
     scores = features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]].assign(
         score=deployed.model.predict(features),

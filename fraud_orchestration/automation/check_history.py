@@ -19,6 +19,7 @@ DATA_QUALITY_CHECKS = [
 ]
 """The checks on the inputs the live model sees; a failure holds retraining."""
 DRIFT_CHECK = check_key("drift_report", "drift_within_thresholds")
+HEALTH_CHECK = check_key("fraud_endpoint", "endpoint_health")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The model the batch side scores with: the registry's champion (the newest Approved)."""
+"""The model the batch side scores with: the version ``fraud_endpoint`` last deployed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterInstance
 
 from fraud_orchestration.modeling.trainer import TrainedModel
 from fraud_orchestration.resources.model_registry import ModelRegistry
@@ -16,9 +18,12 @@ class DeployedModel:
     """Content hash of the training set the model learnt from: the drift reference."""
 
 
-def champion_model(registry: ModelRegistry) -> DeployedModel:
-    champion = registry.champion()
-    if champion is None:
-        raise ValueError("No approved model in the registry yet: run the retraining job first.")
-    model = TrainedModel.load(registry.load_model_dir(champion.version))
-    return DeployedModel(model, champion.version, champion.card["training_set"])
+def deployed_model(instance: DagsterInstance, registry: ModelRegistry) -> DeployedModel:
+    """Read from ``fraud_endpoint``'s newest materialization, so batch scores and drift use
+    exactly the version the endpoint serves (hybrid scoring stays consistent)."""
+    event = instance.get_latest_materialization_event(AssetKey("fraud_endpoint"))
+    if event is None or event.asset_materialization is None:
+        raise ValueError("No model deployed yet: run the retraining (or deployment) job first.")
+    version = int(event.asset_materialization.metadata["model_version"].value)
+    model = TrainedModel.load(registry.load_model_dir(version))
+    return DeployedModel(model, version, registry.get(version).card["training_set"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fraud_orchestration.resources.endpoint import LocalEndpoint
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
 from fraud_orchestration.resources.feature_store import LocalFeatureStore
 from fraud_orchestration.resources.lake import LocalLake
@@ -24,4 +25,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "feature_engine": DuckDBFeatureEngine(),
         "feature_store": LocalFeatureStore(root=str(home / "feature_store")),
         "model_registry": LocalModelRegistry(root=str(home / "registry")),
+        "endpoint": LocalEndpoint(home=str(home), port=settings.endpoint_port),
     }

@@ -30,12 +30,20 @@ SMALL_WINDOWS = {
 
 @pytest.fixture
 def world(defs, home, instance):
-    config = SimulationConfig(n_customers=600, n_terminals=1200, n_days=DAYS, seed=3,
-                              compromised_customers_per_day=2, compromised_terminals_per_day=2)
+    config = SimulationConfig(
+        n_customers=600,
+        n_terminals=1200,
+        n_days=DAYS,
+        seed=3,
+        compromised_customers_per_day=2,
+        compromised_terminals_per_day=2,
+    )
     simulate(config, home)
     job = defs.resolve_job_def("feature_ingestion")
     for day in config.days:
         assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    online = defs.resolve_job_def("online_store_refresh")
+    assert online.execute_in_process(instance=instance).success
     return config
 
 
@@ -44,8 +52,9 @@ def _retrain(defs, instance):
         instance=instance, run_config=SMALL_WINDOWS
     )
     assert result.success
-    (evaluation,) = result.get_asset_check_evaluations()
-    return evaluation
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["endpoint_health"].passed, evaluations["endpoint_health"].description
+    return evaluations["champion_challenger_gate"]
 
 
 def test_retraining_registers_gates_and_is_idempotent(world, defs, home, instance):
