@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 FRAUD_HOME ?= $(CURDIR)/.fraud
-DAYS ?= 60
+DAYS ?= 90
 export FRAUD_HOME
 export DAGSTER_HOME ?= $(FRAUD_HOME)/dagster_home
 

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _simulation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=60, help="days to simulate (default 60)")
+    parser.add_argument("--days", type=int, default=90, help="days to simulate (default 90)")
     parser.add_argument("--start", type=date.fromisoformat, default=date(2018, 4, 1))
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--terminals", type=int, default=10000)

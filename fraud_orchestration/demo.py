@@ -22,8 +22,8 @@ from datetime import date
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-MIN_DAYS_FOR_A_MODEL = 30
-"""A training set needs 14 train + 7 delay + 7 test days, after a little feature warm-up."""
+MIN_DAYS_FOR_A_MODEL = 37 + 28 + 14
+"""The 37-day feature look-back warm-up, a 14 + 7 + 7-day training set, then 14 scored days."""
 SCORED_DAYS = 14
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 from fraud_orchestration.assets.feature_store import OFFLINE_STORE
 from fraud_orchestration.automation.check_history import DATA_QUALITY_CHECKS, failing_partitions
 from fraud_orchestration.features import feature_definition_version
+from fraud_orchestration.partitions import LOOKBACK_DAYS
 from fraud_orchestration.resources.feature_store import FeatureStore
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.training.dataset import build_training_set, store_training_set
@@ -26,6 +27,11 @@ class TrainingSetConfig(Config):
     )
     delay_days: int = Field(default=7, description="Label delay: a gap nothing is learnt from.")
     test_days: int = Field(default=7, description="Days the metrics and the gate are scored on.")
+    allow_partial_lookback: bool = Field(
+        default=False,
+        description="Allow a train window inside the first 37 days of data, whose features "
+        "are computed on an incomplete look-back (30-day counts still growing).",
+    )
 
 
 @asset(
@@ -55,6 +61,14 @@ def training_set(
         test_days=config.test_days,
         validation_days=config.validation_days,
     )
+    warm = min(available) + timedelta(days=LOOKBACK_DAYS)
+    if windows.train.start < warm and not config.allow_partial_lookback:
+        raise Failure(
+            f"The train window starts {windows.train.start}, inside the look-back warm-up: "
+            f"features before {warm} are computed on fewer than {LOOKBACK_DAYS} days of "
+            "history, so a model would learn a distribution it never sees again. Ingest more "
+            "history, move the cutoff, or set allow_partial_lookback."
+        )
     missing = sorted(set(windows.days_needed) - set(available))
     if missing:
         raise ValueError(

@@ -14,7 +14,13 @@ START = date(2018, 4, 1)
 SMALL_WINDOWS = {
     "ops": {
         "training_set": {
-            "config": {"train_days": 6, "validation_days": 2, "delay_days": 3, "test_days": 3}
+            "config": {
+                "train_days": 6,
+                "validation_days": 2,
+                "delay_days": 3,
+                "test_days": 3,
+                "allow_partial_lookback": True,
+            }
         },
         "fraud_model": {
             "config": {
