@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -51,7 +52,13 @@ class DuckDBFeatureEngine(FeatureEngine):
     memory_limit: str = Field(default="3GB", description="DuckDB spills to disk beyond this.")
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        connection = duckdb.connect(config={"preserve_insertion_order": False})
+        connection = duckdb.connect(
+            config={
+                "preserve_insertion_order": False,
+                "enable_progress_bar": False,
+                "temp_directory": tempfile.gettempdir() + "/fraud-duckdb-spill",
+            }
+        )
         connection.execute(f"SET threads = {self.threads or os.cpu_count() or 1}")
         connection.execute(f"SET memory_limit = '{self.memory_limit}'")
         return connection
