@@ -55,10 +55,10 @@ class DuckDBFeatureEngine(FeatureEngine):
         connection = duckdb.connect(
             config={
                 "preserve_insertion_order": False,
-                "enable_progress_bar": False,
                 "temp_directory": tempfile.gettempdir() + "/fraud-duckdb-spill",
             }
         )
+        connection.execute("SET enable_progress_bar = false")
         connection.execute(f"SET threads = {self.threads or os.cpu_count() or 1}")
         connection.execute(f"SET memory_limit = '{self.memory_limit}'")
         return connection
