@@ -25,7 +25,7 @@ def _snapshot(home) -> dict[str, pd.DataFrame]:
 
 
 def _run(defs, instance) -> None:
-    job = defs.resolve_job_def("daily_ingestion")
+    job = defs.resolve_job_def("feature_ingestion")
     for day in DAYS:
         assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
 

@@ -69,7 +69,7 @@ def test_unreadable_file_is_quarantined_not_lost():
 
 def test_bad_partition_fails_its_check_and_blocks_downstream(defs, home, instance):
     land_lines(home, DAY, as_lines(good_day(DAY, 200)) + list(bad_lines()))
-    result = defs.resolve_job_def("daily_ingestion").execute_in_process(
+    result = defs.resolve_job_def("feature_ingestion").execute_in_process(
         partition_key=DAY.isoformat(), instance=instance, raise_on_error=False
     )
     (evaluation,) = [
@@ -86,7 +86,7 @@ def test_bad_partition_fails_its_check_and_blocks_downstream(defs, home, instanc
 
 def test_clean_partition_passes_and_flows_downstream(defs, home, instance):
     land_lines(home, DAY, as_lines(good_day(DAY, 200)))
-    result = defs.resolve_job_def("daily_ingestion").execute_in_process(
+    result = defs.resolve_job_def("feature_ingestion").execute_in_process(
         partition_key=DAY.isoformat(), instance=instance
     )
     assert all(e.passed for e in result.get_asset_check_evaluations())

@@ -1,0 +1,109 @@
+"""The pieces of online feature computation: merging without duplicates, the recent-events
+buffer, the engines' agreement, and picking up a newly published online store."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+import pytest
+
+from fraud_orchestration.features import FEATURE_NAMES, feature_sql
+from fraud_orchestration.partitions import day_bounds_seconds
+from fraud_orchestration.serving.features import (
+    DuckDBEngine,
+    FeatureComputer,
+    OnlineStoreReader,
+    RecentEvents,
+    SQLiteEngine,
+    canary_rows,
+    merge_rows,
+    verify_engine,
+)
+from fraud_orchestration.serving.schema import Transaction
+from tests.serving.conftest import SCORED_DAY, STORE_DAY, as_request, publish_store
+
+
+def transaction(transaction_id: int, seconds: int, customer: int = 1, terminal: int = 2):
+    return Transaction(transaction_id, "2018-05-01T00:00:00", seconds, customer, terminal, 10.0)
+
+
+def test_merge_keeps_one_row_per_transaction_with_the_right_precedence() -> None:
+    cards = [(1, 100, 1, 2, 5.0), (2, 200, 1, 3, 6.0)]
+    terminals = [(1, 100, 1, 2, 5.0, 1), (3, 300, 9, 2, 7.0, 1)]
+    recent = [(2, 200, 1, 3, 6.0, 0), (4, 400, 1, 2, 8.0, 0)]
+    request = [transaction(4, 400), transaction(5, 500)]
+    rows = {row[0]: row for row in merge_rows(cards, terminals, recent, request)}
+    assert sorted(rows) == [1, 2, 3, 4, 5]
+    assert rows[1] == (1, 100, 1, 2, 5.0, 1)  # in both histories: the labelled row
+    assert rows[2] == (2, 200, 1, 3, 6.0, 0)
+    assert rows[4] == (4, 400, 1, 2, 10.0, 0)  # the request's own values win
+    assert len(merge_rows(cards, terminals, recent, request)) == 5
+
+
+def test_recent_events_lookup_replace_and_forget() -> None:
+    recent = RecentEvents(max_events=3)
+    recent.add([transaction(1, 100, customer=1, terminal=7), transaction(2, 150, 2, 8)])
+    assert {row[0] for row in recent.lookup([1], [])} == {1}
+    assert {row[0] for row in recent.lookup([], [8])} == {2}
+    recent.add([transaction(1, 120, customer=3, terminal=9)])  # same id, corrected
+    assert recent.lookup([1], [7]) == []
+    assert [row[:4] for row in recent.lookup([3], [])] == [(1, 120, 3, 9)]
+    recent.add([transaction(3, 4_000_000_000, 4, 4)])  # far in the future: flushes nothing
+    assert len(recent) == 3
+    recent.add([transaction(4, 200, 5, 5)])  # max_events: the earliest added (2) goes
+    assert sorted(row[0] for row in recent.lookup([1, 2, 3, 4, 5], [])) == [1, 3, 4]
+    recent.add([transaction(1, 120, customer=3, terminal=9)])  # re-added: now the newest
+    recent.add([transaction(5, 210, 6, 6)])
+    assert sorted(row[0] for row in recent.lookup([3, 4, 5, 6], [])) == [1, 4, 5]
+    assert recent.drop_before(205) == 2 and len(recent) == 1
+
+
+def test_sqlite_reproduces_duckdb_on_the_canary() -> None:
+    sql = feature_sql()
+    assert verify_engine(SQLiteEngine(sql), DuckDBEngine(sql)) is None
+    rows = canary_rows()
+    assert len({row[0] for row in rows}) == len(rows)
+
+
+def test_sqlite_is_refused_when_it_cannot_run_the_sql(tmp_path) -> None:
+    duckdb_only = feature_sql().replace("  tx_amount,\n", "  tx_amount::DOUBLE AS tx_amount,\n", 1)
+    assert duckdb_only != feature_sql()
+    computer = FeatureComputer(
+        OnlineStoreReader(None), RecentEvents(), engine="auto", sql=duckdb_only
+    )
+    assert computer.sqlite is None and "sqlite refused" in computer.engine_note
+    assert computer.engine_for(1) is computer.duckdb
+    rows = canary_rows()
+    matrix = computer.compute_rows(rows, [rows[-1][0]])
+    assert matrix.names == FEATURE_NAMES and matrix.values.shape == (1, len(FEATURE_NAMES))
+
+
+def test_a_newly_published_store_is_picked_up(start_server, lake, tmp_path) -> None:
+    """Serve from a store as of D-1, then publish the one as of D in its place (a rename,
+    as the asset does): the service reopens it and drops the recent events it covers."""
+    store_dir = tmp_path / "feature_store"
+    older = day_bounds_seconds(STORE_DAY)[0]
+    path = publish_store(lake.features, older, store_dir)
+    server = start_server(engine="auto", store_check_seconds=3600)
+    server.service.store.path = path  # no refresh before we ask (check_seconds is long)
+    server.service.store.refresh(force=True)
+    day_d = lake.day(STORE_DAY)
+    row = lake.day(SCORED_DAY).iloc[0]
+    first = httpx.post(f"{server.url}/invocations", json=as_request(day_d.iloc[0])).json()
+    assert first["fallback"] is False
+    assert len(server.service.recent) == 1
+    generation = server.service.store.generation
+
+    newer = publish_store(lake.features, lake.as_of_seconds, tmp_path / "staging")
+    shutil.move(newer, path)  # replace the file as publish_online does (a rename)
+    status = httpx.post(f"{server.url}/admin/refresh-store").json()
+    assert status["changed"] is True and status["generation"] == generation + 1
+    assert status["as_of_seconds"] == lake.as_of_seconds
+    assert len(server.service.recent) == 0  # day D's event is in the new store
+
+    answer = httpx.post(
+        f"{server.url}/invocations", params={"features": "1"}, json=as_request(row)
+    ).json()
+    for name in FEATURE_NAMES:
+        assert answer["features"][name] == pytest.approx(float(row[name]), rel=1e-9, abs=1e-12)
