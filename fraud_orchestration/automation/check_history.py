@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster import AssetCheckEvaluation, AssetCheckKey, AssetKey, DagsterInstance
 
 HISTORY_LIMIT = 10_000
 
@@ -40,8 +40,8 @@ def completed_outcomes(
     outcomes = []
     for record in records:
         evaluation = record.evaluation
-        if record.id <= after_record_id or evaluation is None:
-            continue
+        if record.id <= after_record_id or not isinstance(evaluation, AssetCheckEvaluation):
+            continue  # planned, or skipped because its step never ran
         outcomes.append(
             CheckOutcome(
                 record_id=record.id,
