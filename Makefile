@@ -37,11 +37,16 @@ lint: install-dev
 	$(BIN)/ruff format --check fraud_orchestration tests benchmarks
 
 test: install-dev lint
+	bash scripts/install_chromium.sh
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.handbook
+	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.spark
 
 clean:
 	rm -rf $(FRAUD_HOME)

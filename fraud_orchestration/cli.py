@@ -38,6 +38,27 @@ def _parser() -> argparse.ArgumentParser:
     handbook.add_argument("--days", type=int, default=None, help="only the first N days")
     handbook.set_defaults(handler=_land_handbook)
 
+    serve = commands.add_parser(
+        "serve", help="run the scoring service on 127.0.0.1 (SageMaker container contract)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--model-dir", help="serve this model folder, not the champion")
+    serve.add_argument("--rules", help="a JSON rule set for the fallback")
+    serve.add_argument("--budget-ms", type=float, default=200.0)
+    serve.add_argument("--engine", choices=("auto", "duckdb", "sqlite"), default="auto")
+    serve.set_defaults(handler=_serve)
+
+    score = commands.add_parser("score", help="score one transaction with a running service")
+    score.add_argument("transaction", help="a JSON object, or @file holding one")
+    score.add_argument("--url", default="http://127.0.0.1:8080")
+    score.add_argument("--features", action="store_true", help="show the computed features")
+    score.set_defaults(handler=_score)
+
+    registry = commands.add_parser("registry", help="list or inspect model registry versions")
+    registry.add_argument("version", nargs="?", type=int, help="show one version in full")
+    registry.set_defaults(handler=_registry)
+
     demo = commands.add_parser(
         "demo", help="simulate, then materialize every asset for every partition, then summarize"
     )
@@ -96,6 +117,60 @@ def _land_handbook(args: argparse.Namespace) -> int:
     days = handbook_days(args.source)[: args.days]
     summary = land_handbook(args.source, settings.home, days=days)
     print(f"landed {len(summary.days)} handbook days under {settings.home}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from fraud_orchestration.serving.server import default_paths, serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        model_dir=args.model_dir,
+        rules_path=args.rules,
+        budget_ms=args.budget_ms,
+        engine=args.engine,
+        **default_paths(load_settings().home),
+    )
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import json
+
+    import httpx
+
+    from fraud_orchestration.serving.server import score_one
+
+    text = args.transaction
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    try:
+        answer = score_one(args.url, json.loads(text), features=args.features)
+    except (ValueError, httpx.HTTPError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from fraud_orchestration.resources.model_registry import LocalRegistryStore
+
+    store = LocalRegistryStore(load_settings().home / "registry")
+    if args.version is not None:
+        print(json.dumps(asdict(store.get(args.version)), indent=2, default=str))
+        return 0
+    champion = store.champion()
+    for version in store.list_versions():
+        mark = "*" if champion and version.version == champion.version else " "
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(version.metrics.items()))
+        print(
+            f"{mark} v{version.version:<3} {version.status:<22} {metrics}  {version.reason or ''}"
+        )
     return 0
 
 

@@ -6,6 +6,8 @@
 ``FRAUD_FEATURE_ENGINE`` ``duckdb`` (default) or ``spark``.
 ``FRAUD_START_DATE``     first daily partition (default 2018-04-01, the handbook's first day).
 ``FRAUD_ENDPOINT_PORT``  loopback port of the local scoring endpoint (default 8080).
+``FRAUD_SPARK_MASTER``   Spark master for the Spark engine (default ``local[*]``).
+``FRAUD_SPARK_CONNECT_URL`` a Spark Connect URL (``sc://host:15002``); overrides the master.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Settings:
     feature_engine: str
     start_date: str
     endpoint_port: int = 8080
+    spark_master: str = "local[*]"
+    spark_connect_url: str = ""
 
     @property
     def dagster_home(self) -> Path:
@@ -47,4 +51,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         feature_engine=engine,
         start_date=environ.get("FRAUD_START_DATE", "2018-04-01"),
         endpoint_port=int(environ.get("FRAUD_ENDPOINT_PORT", "8080")),
+        spark_master=environ.get("FRAUD_SPARK_MASTER", "local[*]"),
+        spark_connect_url=environ.get("FRAUD_SPARK_CONNECT_URL", ""),
     )

@@ -124,7 +124,9 @@ class LocalEndpoint(Endpoint):
                 started = time.perf_counter()
                 try:
                     answer = client.post(
-                        f"{self.url}/invocations", json={**CANARY, "transaction_id": number}
+                        f"{self.url}/invocations",
+                        json={**CANARY, "transaction_id": number},
+                        params={"record": "false"},  # canaries must not become card history
                     )
                 except httpx.HTTPError:
                     failures += 1

@@ -107,3 +107,20 @@ def test_a_newly_published_store_is_picked_up(start_server, lake, tmp_path) -> N
     ).json()
     for name in FEATURE_NAMES:
         assert answer["features"][name] == pytest.approx(float(row[name]), rel=1e-9, abs=1e-12)
+
+
+def test_record_false_keeps_probes_out_of_the_recent_events(start_server) -> None:
+    server = start_server()
+    probe = {
+        "transaction_id": 1,
+        "tx_datetime": "2018-05-10T12:00:00",
+        "customer_id": 0,
+        "terminal_id": 0,
+        "tx_amount": 42.0,
+    }
+    url = f"{server.url}/invocations"
+    assert httpx.post(url, params={"record": "false"}, json=probe).status_code == 200
+    assert len(server.service.recent) == 0
+    assert httpx.post(url, json=probe).status_code == 200
+    assert len(server.service.recent) == 1
+    assert httpx.post(url, params={"record": "nope"}, json=probe).status_code == 400

@@ -1,0 +1,652 @@
+"""The scoring service: an ASGI app with the SageMaker inference container contract.
+
+``GET /ping``          200 while the service can answer (the rules always can).
+``POST /invocations``  ``application/json`` (one transaction -> one answer; a list ->
+                       ``{"predictions": [...]}``) or ``text/csv`` (a header row, then one
+                       transaction a row -> ``{"predictions": [...]}``; ``Accept: text/csv``
+                       answers in CSV).
+                       ``?features=true`` adds each transaction's computed features;
+                       ``?record=false`` keeps the transactions out of the recent events
+                       (canaries and probes must not become card or terminal history).
+
+An answer::
+
+    {"transaction_id": 17, "score": 0.91, "decision": "fraud", "threshold": 0.42,
+     "reasons": [{"feature": "terminal_id_risk_7day_window", "value": 1.0,
+                  "contribution": 2.31}, ...],
+     "model_version": "3", "fallback": false, "fallback_reason": null}
+
+When the rules answer, ``fallback`` is true, ``fallback_reason`` says why (``no_model``,
+``model_error``, ``time_budget``, ``online_store_unavailable``, ``feature_error``),
+``model_version`` is null, ``rules_version`` names the rule set and the reasons are the rules
+that fired (``{"rule": "high_amount", "score": 0.9}``).
+
+Bad input is a 400 (malformed JSON, a missing, unknown or mistyped field, an out-of-range
+value, a bad CSV header or row, an empty request), a 413 (body over ``max_body_bytes``, more
+than ``max_rows`` transactions) or a 415 (neither JSON nor CSV), always with
+``{"error": <code>, "message": <what is wrong>}``.
+
+Each request has ``budget_ms`` (default 200) from arrival to answer, plus
+``budget_ms_per_extra_row`` (default 2) for every transaction of a list after the first.
+Features and the model run on a worker thread; when the model's measured cost would overrun
+the budget, or the worker has not answered when the budget is spent, the rules answer
+instead (with the features when they were ready, otherwise with the amount alone).
+
+Admin endpoints (blue/green deploys driven by a separate process; loopback clients only):
+
+``GET /admin/status``   the active model, the previous one, the store, counters, settings.
+``POST /admin/load``    ``{"model_dir": ..., "version": ...}``, ``{"registry_version": n}`` or
+                        ``{"champion": true}``: load into a standby slot, smoke-test it
+                        (canary transactions through the service's own features, answer checks,
+                        single-transaction latency), and switch atomically only on success;
+                        otherwise 422 with the reason and the active model untouched.
+``POST /admin/rollback`` switch back to the previous model.
+``POST /admin/unload``   serve with the rules only (a kill switch).
+``POST /admin/refresh-store`` look for a newer online store file now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from fraud_orchestration.features import feature_definition_version
+from fraud_orchestration.resources.model_registry import (
+    ApprovalStatus,
+    LocalRegistryStore,
+    RegistryError,
+)
+from fraud_orchestration.serving.features import (
+    FeatureComputer,
+    FeatureMatrix,
+    OnlineStoreReader,
+    RecentEvents,
+    StoreUnavailableError,
+    canary_rows,
+)
+from fraud_orchestration.serving.model import (
+    REASON_METHODS,
+    ModelLoadError,
+    ModelSlot,
+    load_slot,
+    smoke_test,
+)
+from fraud_orchestration.serving.rules import RuleSet
+from fraud_orchestration.serving.schema import RequestError, Transaction, parse_request
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    online_store_path: str | None = None
+    """The SQLite file ``LocalFeatureStore.publish_online`` writes."""
+    model_dir: str | None = None
+    """A model folder to serve from the start (else the registry's champion, if any)."""
+    model_version: str | None = None
+    registry_root: str | None = None
+    registry_group: str = "fraud-model"
+    rules: RuleSet = field(default_factory=RuleSet)
+    budget_ms: float = 200.0
+    """Time from arrival to answer for one transaction."""
+    budget_ms_per_extra_row: float = 2.0
+    """A list of n transactions gets ``budget_ms + (n - 1) * budget_ms_per_extra_row``."""
+    max_body_bytes: int = 1 << 20
+    max_rows: int = 1000
+    engine: str = "auto"
+    """Feature SQL engine: ``auto``, ``duckdb`` or ``sqlite`` (see ``serving.features``)."""
+    sqlite_max_rows: int = 16
+    """With ``auto``: requests up to this many transactions run on SQLite, larger on DuckDB."""
+    reasons: str = "approx"
+    """Reasons: ``approx`` (Saabas, XGBoost approx_contribs), ``exact`` (TreeSHAP), ``none``."""
+    top_reasons: int = 3
+    feature_policy: str = "subset"
+    """``subset``: a model may use any of the computed features; ``exact``: all of them."""
+    workers: int = 4
+    smoke_max_latency_ms: float = 50.0
+    admin: bool = True
+    recent_max_events: int = 2_000_000
+    store_check_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.reasons not in REASON_METHODS:
+            raise ValueError(f"reasons must be one of {REASON_METHODS}")
+        if self.budget_ms <= 0 or self.max_rows <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("budget_ms, max_rows and max_body_bytes must be positive")
+
+
+class _Job:
+    """One request's scoring work; the event loop may abandon it when the budget is spent."""
+
+    def __init__(self, transactions: list[Transaction], deadline: float) -> None:
+        self.transactions = transactions
+        self.deadline = deadline
+        self.features: FeatureMatrix | None = None
+        self.abandoned = False
+
+
+class ScoringService:
+    """The state behind the app: model slots, online features, rules, counters."""
+
+    def __init__(self, config: ServingConfig) -> None:
+        self.config = config
+        self.store = OnlineStoreReader(config.online_store_path, config.store_check_seconds)
+        self.recent = RecentEvents(max_events=config.recent_max_events)
+        self.store.on_new_store(self.recent.drop_before)
+        if self.store.as_of_seconds is not None:
+            self.recent.drop_before(self.store.as_of_seconds)
+        self.computer = FeatureComputer(
+            self.store, self.recent, engine=config.engine, sqlite_max_rows=config.sqlite_max_rows
+        )
+        config.rules.check_features(self.computer.names)
+        self.rules = config.rules
+        self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="scoring")
+        self.active: ModelSlot | None = None
+        self.previous: ModelSlot | None = None
+        self.last_load: dict[str, Any] | None = None
+        self.started_at = time.time()
+        self.feature_definition_version = feature_definition_version()
+        self._load_lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+        self.counters: Counter[str] = Counter()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Open every worker thread's engine connections now, not on a first request."""
+        barrier = threading.Barrier(self.config.workers)
+
+        def warm() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=10)
+            self.computer.warm_up()
+
+        for future in [self.executor.submit(warm) for _ in range(self.config.workers)]:
+            future.result()
+
+    # ---------------------------------------------------------------- models
+
+    def load_model(self, model_dir: str | Path, version: str | int) -> dict[str, Any]:
+        """Load into a standby slot, smoke-test, switch. Raises ModelLoadError (the active
+        model keeps serving) or RuntimeError when another load is under way."""
+        if not self._load_lock.acquire(blocking=False):
+            raise RuntimeError("another model load is in progress")
+        started = time.perf_counter()
+        record = {"version": str(version), "model_dir": str(model_dir)}
+        try:
+            try:
+                slot = load_slot(
+                    model_dir,
+                    str(version),
+                    self.computer.names,
+                    reasons_method=self.config.reasons,
+                    top_reasons=self.config.top_reasons,
+                    feature_policy=self.config.feature_policy,
+                )
+                smoke_test(slot, self._canary_features(), self.config.smoke_max_latency_ms)
+            except Exception as error:
+                message = str(error) if isinstance(error, ModelLoadError) else repr(error)
+                self.last_load = {
+                    **record,
+                    "loaded": False,
+                    "error": message,
+                    "active_version": _version(self.active),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                self._count("model_load_refused")
+                log.warning("refused model %s from %s: %s", version, model_dir, message)
+                raise ModelLoadError(message) from None
+            previous = self.active
+            self.active = slot  # the switch: one reference assignment, atomic for readers
+            if previous is not None:
+                self.previous = previous
+            self.last_load = {
+                **record,
+                "loaded": True,
+                "previous_version": _version(previous),
+                "smoke": slot.smoke,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            log.info("serving model %s from %s", slot.version, model_dir)
+            return dict(self.last_load)
+        finally:
+            self._load_lock.release()
+
+    def load_from_registry(self, version: int | None = None) -> dict[str, Any]:
+        """An approved registry version (the champion when None), its checksums verified.
+        (A pending version can still be served deliberately, by its folder.)"""
+        if not self.config.registry_root:
+            raise ModelLoadError("no registry_root is configured")
+        registry = LocalRegistryStore(self.config.registry_root, self.config.registry_group)
+        try:
+            if version is None:
+                champion = registry.champion()
+                if champion is None:
+                    raise ModelLoadError("the registry has no approved version")
+                version = champion.version
+            entry = registry.get(version)
+            if entry.status != ApprovalStatus.APPROVED:
+                raise ModelLoadError(
+                    f"registry version {version} is {entry.status.value}, not Approved"
+                )
+            folder = registry.load_model_dir(version)
+        except RegistryError as error:
+            raise ModelLoadError(f"registry: {error}") from None
+        return self.load_model(folder, str(version))
+
+    def rollback(self) -> dict[str, Any]:
+        if self.previous is None:
+            raise ModelLoadError("there is no previous model to roll back to")
+        self.active, self.previous = self.previous, self.active
+        return {"version": self.active.version, "previous_version": _version(self.previous)}
+
+    def unload(self) -> dict[str, Any]:
+        if self.active is not None:
+            self.previous = self.active
+        self.active = None
+        return {"version": None, "previous_version": _version(self.previous)}
+
+    def _canary_features(self) -> np.ndarray:
+        """Realistic feature rows through the service's own feature engine: the last rows of
+        a canary history (cards with 50 days of transactions, labelled terminals)."""
+        rows = canary_rows()
+        return self.computer.compute_rows(rows, [row[0] for row in rows[-16:]]).values
+
+    # ---------------------------------------------------------------- scoring
+
+    def run_job(self, job: _Job) -> list[dict[str, Any]] | None:
+        """Features, then the model; on a worker thread. None when abandoned."""
+        if job.abandoned:
+            return None
+        try:
+            job.features = self.computer.compute(job.transactions)
+        except StoreUnavailableError:
+            return self.rules_answers(job, "online_store_unavailable")
+        except Exception:
+            log.exception("feature computation failed")
+            return self.rules_answers(job, "feature_error")
+        slot = self.active
+        if slot is None:
+            return self.rules_answers(job, "no_model")
+        remaining_ms = (job.deadline - time.perf_counter()) * 1000
+        if job.abandoned or slot.estimate_ms(len(job.transactions)) > remaining_ms:
+            return self.rules_answers(job, "time_budget")
+        try:
+            scores = slot.predict(job.features.values)
+            if not np.all(np.isfinite(scores)) or np.any(scores < 0) or np.any(scores > 1):
+                raise ValueError(f"the model returned scores outside [0, 1]: {scores[:4]}")
+            reasons = slot.reasons(job.features.values)
+        except Exception:
+            log.exception("model %s failed", slot.version)
+            self._count("model_errors")
+            return self.rules_answers(job, "model_error")
+        self._count("model_answers", len(scores))
+        return [
+            {
+                "transaction_id": t.transaction_id,
+                "score": float(score),
+                "decision": "fraud" if score >= slot.threshold else "genuine",
+                "threshold": slot.threshold,
+                "reasons": reason,
+                "model_version": slot.version,
+                "fallback": False,
+                "fallback_reason": None,
+            }
+            for t, score, reason in zip(job.transactions, scores, reasons, strict=True)
+        ]
+
+    def rules_answers(self, job: _Job, reason: str) -> list[dict[str, Any]]:
+        self._count(f"fallback_{reason}", len(job.transactions))
+        features = job.features
+        score_by_rule = {rule.name: rule.score for rule in self.rules.rules}
+        answers = []
+        for index, t in enumerate(job.transactions):
+            values = features.row(index) if features is not None else {"tx_amount": t.tx_amount}
+            answer = self.rules.evaluate(values)
+            answers.append(
+                {
+                    "transaction_id": t.transaction_id,
+                    "score": answer.score,
+                    "decision": "fraud" if answer.decision else "genuine",
+                    "threshold": self.rules.threshold,
+                    "reasons": [{"rule": n, "score": score_by_rule[n]} for n in answer.reasons],
+                    "model_version": None,
+                    "rules_version": self.rules.version,
+                    "fallback": True,
+                    "fallback_reason": reason,
+                }
+            )
+        return answers
+
+    async def score(
+        self, transactions: list[Transaction], arrived: float, record: bool = True
+    ) -> tuple[list, _Job]:
+        budget_ms = self.config.budget_ms + self.config.budget_ms_per_extra_row * (
+            len(transactions) - 1
+        )
+        job = _Job(transactions, arrived + budget_ms / 1000)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, self.run_job, job)
+        future.add_done_callback(_consume)
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.shield(future), max(job.deadline - time.perf_counter(), 0.0)
+            )
+        except TimeoutError:
+            job.abandoned = True
+            answers = self.rules_answers(job, "time_budget")
+        except Exception:
+            log.exception("scoring failed")
+            job.abandoned = True
+            answers = self.rules_answers(job, "internal_error")
+        if answers is None:  # abandoned before it started: cannot happen before the deadline
+            answers = self.rules_answers(job, "time_budget")
+        if record:
+            self.recent.add(transactions)
+        return answers, job
+
+    # ---------------------------------------------------------------- status
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._counter_lock:
+            self.counters[name] += amount
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "active": self.active.status() if self.active else None,
+            "previous_version": _version(self.previous),
+            "last_load": self.last_load,
+            "online_store": self.store.status(),
+            "recent_events": len(self.recent),
+            "features": self.computer.status(),
+            "feature_definition_version": self.feature_definition_version,
+            "rules": {"version": self.rules.version, **self.rules.as_dict()},
+            "settings": {
+                "budget_ms": self.config.budget_ms,
+                "budget_ms_per_extra_row": self.config.budget_ms_per_extra_row,
+                "max_body_bytes": self.config.max_body_bytes,
+                "max_rows": self.config.max_rows,
+                "reasons": self.config.reasons,
+                "feature_policy": self.config.feature_policy,
+                "workers": self.config.workers,
+                "registry_root": self.config.registry_root,
+            },
+            "counters": dict(self.counters),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def create_app(config: ServingConfig | None = None) -> FastAPI:
+    """The ASGI app. Loads ``config.model_dir`` (or the registry's champion) when given; a
+    model that fails to load leaves the rules answering, and ``/admin/status`` says why."""
+    config = config or ServingConfig()
+    service = ScoringService(config)
+    _initial_model(service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="fraud scoring",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        body = {
+            "status": "ok",
+            "model_version": _version(service.active),
+            "fallback_only": service.active is None,
+        }
+        return _json(body)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        arrived = time.perf_counter()
+        try:
+            include = _flag(request.query_params.get("features"), "features")
+            record = _flag(request.query_params.get("record", "true"), "record")
+            body = await _read_body(request, config.max_body_bytes)
+            parsed = parse_request(body, request.headers.get("content-type"), config.max_rows)
+        except RequestError as error:
+            service._count(f"rejected_{error.status}")
+            return _json(error.as_json(), error.status)
+        answers, job = await service.score(parsed.transactions, arrived, record)
+        if include:
+            for index, answer in enumerate(answers):
+                answer["features"] = (
+                    {k: _finite(v) for k, v in job.features.row(index).items()}
+                    if job.features is not None
+                    else None
+                )
+        service._count("requests")
+        service._count("transactions", len(answers))
+        headers = {
+            "x-scoring-ms": f"{(time.perf_counter() - arrived) * 1000:.3f}",
+            "x-model-version": answers[0]["model_version"] or answers[0]["rules_version"],
+        }
+        if "text/csv" in (request.headers.get("accept") or ""):
+            return Response(_csv(answers), media_type="text/csv", headers=headers)
+        payload = answers[0] if parsed.single else {"predictions": answers}
+        return _json(payload, headers=headers)
+
+    @app.get("/admin/status")
+    async def admin_status(request: Request) -> Response:
+        refused = _admin_refusal(request, config)
+        return refused or _json(service.status())
+
+    @app.post("/admin/load")
+    async def admin_load(request: Request) -> Response:
+        refused = _admin_refusal(request, config)
+        if refused:
+            return refused
+        try:
+            body = await _read_body(request, 64 * 1024)
+            command = _load_command(body)
+        except RequestError as error:
+            return _json(error.as_json(), error.status)
+        loop = asyncio.get_running_loop()
+        try:
+            if "model_dir" in command:
+                outcome = await loop.run_in_executor(
+                    None,
+                    service.load_model,
+                    command["model_dir"],
+                    command.get("version") or Path(command["model_dir"]).name,
+                )
+            else:
+                outcome = await loop.run_in_executor(
+                    None, service.load_from_registry, command.get("registry_version")
+                )
+        except ModelLoadError as error:
+            return _json(
+                {
+                    "loaded": False,
+                    "error": str(error),
+                    "active_version": _version(service.active),
+                },
+                422,
+            )
+        except RuntimeError as error:
+            return _json({"loaded": False, "error": str(error)}, 409)
+        return _json(outcome)
+
+    @app.post("/admin/rollback")
+    async def admin_rollback(request: Request) -> Response:
+        refused = _admin_refusal(request, config)
+        if refused:
+            return refused
+        try:
+            return _json(service.rollback())
+        except ModelLoadError as error:
+            return _json({"error": "no_previous_model", "message": str(error)}, 409)
+
+    @app.post("/admin/unload")
+    async def admin_unload(request: Request) -> Response:
+        return _admin_refusal(request, config) or _json(service.unload())
+
+    @app.post("/admin/refresh-store")
+    async def admin_refresh_store(request: Request) -> Response:
+        refused = _admin_refusal(request, config)
+        if refused:
+            return refused
+        changed = service.store.refresh(force=True)
+        return _json({"changed": changed, **service.store.status()})
+
+    return app
+
+
+def _initial_model(service: ScoringService) -> None:
+    config = service.config
+    try:
+        if config.model_dir:
+            version = config.model_version or Path(config.model_dir).name
+            service.load_model(config.model_dir, version)
+        elif config.registry_root:
+            registry = LocalRegistryStore(config.registry_root, config.registry_group)
+            if registry.champion() is not None:
+                service.load_from_registry()
+    except (ModelLoadError, RuntimeError) as error:
+        log.error("starting without a model (the rules answer): %s", error)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(400, "invalid_body", "Content-Length is not a number") from None
+        if size > limit:
+            raise RequestError(
+                413, "payload_too_large", f"the body is {size} bytes; at most {limit} are accepted"
+            )
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestError(
+                413, "payload_too_large", f"the body exceeds {limit} bytes, the most accepted"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _load_command(body: bytes) -> dict[str, Any]:
+    try:
+        command = json.loads(body or b"{}")
+    except ValueError:
+        raise RequestError(400, "malformed_json", "the body must be a JSON object") from None
+    if not isinstance(command, dict):
+        raise RequestError(400, "invalid_body", "the body must be a JSON object")
+    allowed = {"model_dir", "version", "registry_version", "champion"}
+    unknown = sorted(set(command) - allowed)
+    if unknown:
+        raise RequestError(400, "invalid_body", f"unknown fields {unknown}; use {sorted(allowed)}")
+    sources = [key for key in ("model_dir", "registry_version", "champion") if key in command]
+    if len(sources) != 1:
+        raise RequestError(
+            400, "invalid_body", "give exactly one of model_dir, registry_version or champion"
+        )
+    if "model_dir" in command and not isinstance(command["model_dir"], str):
+        raise RequestError(400, "invalid_body", "model_dir must be a string")
+    if "version" in command and not isinstance(command["version"], str | int):
+        raise RequestError(400, "invalid_body", "version must be a string or an integer")
+    if "registry_version" in command and (
+        isinstance(command["registry_version"], bool)
+        or not isinstance(command["registry_version"], int)
+    ):
+        raise RequestError(400, "invalid_body", "registry_version must be an integer")
+    if "champion" in command and command["champion"] is not True:
+        raise RequestError(400, "invalid_body", "champion must be true")
+    return command
+
+
+def _admin_refusal(request: Request, config: ServingConfig) -> Response | None:
+    if not config.admin:
+        return _json({"error": "not_found", "message": "admin endpoints are disabled"}, 404)
+    host = request.client.host if request.client else None
+    if host not in LOOPBACK:
+        return _json(
+            {"error": "forbidden", "message": "admin endpoints answer loopback clients only"}, 403
+        )
+    return None
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no", ""):
+        return False
+    raise RequestError(400, "invalid_query", f"{name} must be true or false, got {value[:20]!r}")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def _csv(answers: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["transaction_id", "score", "decision", "model_version", "fallback", "reasons"])
+    for a in answers:
+        reasons = "|".join(r.get("feature") or r.get("rule") for r in a["reasons"])
+        writer.writerow(
+            [
+                a["transaction_id"],
+                a["score"],
+                a["decision"],
+                a["model_version"] or "",
+                str(a["fallback"]).lower(),
+                reasons,
+            ]
+        )
+    return out.getvalue()
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _version(slot: ModelSlot | None) -> str | None:
+    return slot.version if slot is not None else None
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+__all__ = ["ScoringService", "ServingConfig", "create_app"]
