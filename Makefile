@@ -47,6 +47,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.handbook
 	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.spark
+	$(BIN)/python -m benchmarks.drift
 
 clean:
 	rm -rf $(FRAUD_HOME)
