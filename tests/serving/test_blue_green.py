@@ -119,7 +119,7 @@ def test_a_good_model_is_switched_in(start_server, models) -> None:
 BROKEN = {
     "corrupt": "cannot load",
     "garbage": "cannot load",
-    "card_lists_fewer_features": "differ from the card's 14",
+    "card_lists_fewer_features": f"differ from the card's {len(FEATURE_NAMES) - 1}",
     "unknown_feature": "does not compute",
     "pickled": "never a pickle",
     "no_card": "model card",
