@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from sklearn.metrics import precision_recall_curve
 
 from fraud_orchestration.atomic import atomic_write_bytes
 from fraud_orchestration.modeling.metrics import average_precision
+from fraud_orchestration.progress import PercentLog
 from fraud_orchestration.schema import LABEL, NEVER_A_FEATURE
 
 MODEL_FILE = "model.json"
@@ -191,6 +192,36 @@ def code_version() -> dict[str, str | None]:
     return {"package": package, "git_commit": commit, "xgboost": xgb.__version__}
 
 
+class RoundProgress(xgb.callback.TrainingCallback):
+    """Logs the share of boosting rounds done and the validation metric, every 10 %.
+
+    Early stopping usually ends training before 100 %: the last line says where.
+    """
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__()
+        self.rounds = rounds
+        self.percent_log = PercentLog("training rounds")
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        latest = {
+            f"{data}-{metric}": values[-1]
+            for data, metrics in evals_log.items()
+            for metric, values in metrics.items()
+        }
+        detail = f"(round {epoch + 1}/{self.rounds}" + "".join(
+            f", {name} {float(value):.4f}" for name, value in latest.items()
+        )
+        self.percent_log.update(100.0 * (epoch + 1) / self.rounds, detail + ")")
+        return False
+
+    def after_training(self, model: xgb.Booster) -> xgb.Booster:
+        self.percent_log.log.info(
+            f"training rounds: stopped after {model.num_boosted_rounds()} of {self.rounds}"
+        )
+        return model
+
+
 def train_model(
     train_df: pd.DataFrame,
     valid_df: pd.DataFrame,
@@ -206,22 +237,25 @@ def train_model(
     params = params or TrainingParams()
     _check_frames(train_df, valid_df, features)
     y_train = train_df[LABEL].to_numpy()
-    used = replace(params, scale_pos_weight=_scale_pos_weight(params, y_train))
+    weight = _scale_pos_weight(params, y_train)
+    used = replace(params, scale_pos_weight=weight)
     dtrain = xgb.DMatrix(train_df[features], label=y_train, feature_names=features)
     dvalid = xgb.DMatrix(valid_df[features], label=valid_df[LABEL], feature_names=features)
     started = time.perf_counter()
     booster = xgb.train(
-        used.booster_params(used.scale_pos_weight),
+        used.booster_params(weight),
         dtrain,
         num_boost_round=used.n_estimators,
         evals=[(dvalid, "valid")],
         early_stopping_rounds=used.early_stopping_rounds,
         verbose_eval=False,
+        callbacks=[RoundProgress(used.n_estimators)],
     )
     seconds = time.perf_counter() - started
     best = booster.best_iteration if used.early_stopping_rounds else used.n_estimators - 1
     booster = booster[: best + 1]
-    gain = booster.get_score(importance_type="gain")
+    # "gain" gives one float per feature (lists are only for vector leaves)
+    gain = cast(dict[str, float], booster.get_score(importance_type="gain"))
     valid_scores = booster.inplace_predict(valid_df[features])
     return TrainedModel(
         booster=booster,
@@ -270,7 +304,7 @@ def tune(
     base_params = base_params or TrainingParams()
     rng = np.random.default_rng(seed)
     deadline = time.monotonic() + budget_seconds
-    rows = []
+    rows: list[dict[str, Any]] = []
     candidate = base_params
     while not rows or (
         time.monotonic() < deadline and (max_trials is None or len(rows) < max_trials)

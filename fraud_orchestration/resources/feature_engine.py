@@ -14,6 +14,7 @@ from pydantic import Field
 
 from fraud_orchestration.atomic import atomic_path
 from fraud_orchestration.features import SOURCE_VIEW, feature_sql
+from fraud_orchestration.progress import duckdb_query_progress
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ class DuckDBFeatureEngine(FeatureEngine):
                 f"CREATE VIEW {SOURCE_VIEW} AS SELECT * FROM read_parquet([{files}])"
             )
             query = window_query(start_seconds, end_seconds)
-            connection.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-            rows = connection.execute(f"SELECT count(*) FROM read_parquet('{tmp}')").fetchone()[0]
+            with duckdb_query_progress(connection, "feature build"):
+                connection.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+            count = connection.execute(f"SELECT count(*) FROM read_parquet('{tmp}')")
+            (rows,) = count.fetchall()[0]
         return FeatureBuild(rows=int(rows), uri=destination)
 
     def compute(self, transactions: pd.DataFrame) -> pd.DataFrame:
