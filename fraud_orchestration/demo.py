@@ -130,8 +130,9 @@ def _execute(defs, instance, job: str, partition_key: str | None = None) -> Exec
 
 def _materializations(result: ExecuteInProcessResult):
     for event in result.get_asset_materialization_events():
-        metadata = event.step_materialization_data.materialization.metadata
-        yield event.asset_key.path[-1], {key: value.value for key, value in metadata.items()}
+        materialization = event.step_materialization_data.materialization
+        metadata = materialization.metadata
+        yield materialization.asset_key.path[-1], {k: value.value for k, value in metadata.items()}
 
 
 def _progress(done: int, total: int, label: str) -> None:

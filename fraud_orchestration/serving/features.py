@@ -468,7 +468,7 @@ def _request_rows_query(sql: str) -> str:
 
 def _numeric(column: Any) -> np.ndarray:
     if isinstance(column, np.ma.MaskedArray):
-        return column.astype(np.float64).filled(np.nan)
+        return np.ma.filled(column.astype(np.float64), np.nan)
     return np.asarray(column)
 
 
@@ -581,10 +581,10 @@ def merge_rows(
     merged: dict[int, Row] = {}
     for row in recent:
         merged[row[0]] = row
-    for row in cards:
-        merged[row[0]] = (*row, 0)
-    for row in terminals:
-        merged[row[0]] = row
+    for card_row in cards:  # no label column: a card's history is never labelled online
+        merged[card_row[0]] = (*card_row, 0)
+    for terminal_row in terminals:
+        merged[terminal_row[0]] = terminal_row
     for t in transactions:
         merged[t.transaction_id] = (
             t.transaction_id,

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -48,7 +49,7 @@ def build_training_set(
     test = test_without_known_frauds(
         records[records["tx_datetime"].dt.date >= windows.train.start], windows
     )
-    manifest = {
+    manifest: dict[str, Any] = {
         "windows": windows.as_dict(),
         "features": FEATURE_NAMES,
         "feature_definition_version": feature_version,
