@@ -31,6 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     _simulation_arguments(simulate)
     simulate.set_defaults(handler=_simulate)
 
+    produce = commands.add_parser(
+        "produce",
+        help="send simulated events to the Kinesis Data Stream (FRAUD_ENV=aws settings); "
+        "creates the stream and the Firehose delivery stream to S3 if absent",
+    )
+    _simulation_arguments(produce)
+    produce.add_argument("--shards", type=int, default=1, help="shards if the stream is created")
+    produce.add_argument(
+        "--no-firehose", action="store_true", help="do not create the Firehose delivery stream"
+    )
+    produce.set_defaults(handler=_produce)
+
     handbook = commands.add_parser(
         "land-handbook", help="land the Fraud Detection Handbook data set through the adapter"
     )
@@ -107,6 +119,45 @@ def _simulate(args: argparse.Namespace) -> int:
         f"landed {summary.n_lines} lines ({summary.n_transactions} transactions, "
         f"fraud rate {summary.fraud_rate:.3%}) for {args.days} days under {settings.home}"
     )
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from fraud_orchestration.resources.aws.clients import aws_client
+    from fraud_orchestration.resources.aws.kinesis import (
+        KinesisProducer,
+        delivery_stream_definition,
+        ensure_delivery_stream,
+    )
+    from fraud_orchestration.simulator import iter_days
+    from fraud_orchestration.simulator.records import frame_to_records
+
+    aws = load_settings().aws
+    kinesis = aws_client("kinesis", aws.region, aws.endpoint_url)
+    producer = KinesisProducer(kinesis, aws.kinesis_stream)
+    producer.ensure_stream(shards=args.shards)
+    if not args.no_firehose:
+        if not aws.bucket or not aws.firehose_role_arn:
+            print(
+                "error: Firehose needs FRAUD_S3_BUCKET and FRAUD_FIREHOSE_ROLE_ARN", file=sys.stderr
+            )
+            return 2
+        arn = kinesis.describe_stream_summary(StreamName=aws.kinesis_stream)[
+            "StreamDescriptionSummary"
+        ]["StreamARN"]
+        definition = delivery_stream_definition(
+            f"{aws.kinesis_stream}-to-s3", arn, aws.bucket, aws.prefix, aws.firehose_role_arn
+        )
+        firehose = aws_client("firehose", aws.region, aws.endpoint_url)
+        created = ensure_delivery_stream(firehose, definition)
+        state = "created" if created else "exists"
+        print(f"delivery stream {definition['DeliveryStreamName']} {state}")
+    for day, frame in iter_days(_simulation_config(args)):
+        report = producer.send(frame_to_records(frame))
+        print(
+            f"{day}: {report.records} events in {report.calls} PutRecords calls "
+            f"({report.resent} resent, {report.throttled_calls} throttled)"
+        )
     return 0
 
 
@@ -192,7 +243,7 @@ def _demo(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         reports, models = run_lifecycle(defs, instance, config.days)
     print(summary(reports, models, time.perf_counter() - started))
-    endpoint = defs.resources["endpoint"]
+    endpoint = (defs.resources or {})["endpoint"]
     if args.keep_serving:
         print(f"The scoring endpoint keeps serving at {endpoint.url}.")
     else:

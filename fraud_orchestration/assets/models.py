@@ -19,7 +19,6 @@ from fraud_orchestration.features import FEATURE_NAMES
 from fraud_orchestration.modeling.lifecycle import (
     GateRules,
     GateVerdict,
-    fit,
     inline_image,
     judge,
     precision_recall_png,
@@ -28,6 +27,8 @@ from fraud_orchestration.modeling.lifecycle import (
 from fraud_orchestration.modeling.trainer import TrainedModel, TrainingParams
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.resources.model_registry import ModelRegistry
+from fraud_orchestration.resources.trainer import Trainer
+from fraud_orchestration.retries import TRAINING
 from fraud_orchestration.training.dataset import TrainingSet, load_training_set
 
 GATE_CHECK = "champion_challenger_gate"
@@ -72,6 +73,7 @@ class FraudModelConfig(Config):
     group_name="training",
     kinds={"xgboost"},
     owners=["team:fraud-ml"],
+    retry_policy=TRAINING,
     check_specs=[
         AssetCheckSpec(
             GATE_CHECK,
@@ -88,6 +90,7 @@ def fraud_model(
     config: FraudModelConfig,
     lake: Lake,
     model_registry: ModelRegistry,
+    trainer: Trainer,
 ) -> MaterializeResult:
     """An XGBoost model trained on the current training set (early stopping on its
     validation days, then refitted on the whole train window), registered as a new version
@@ -111,7 +114,7 @@ def fraud_model(
                 "reason": existing.reason or "",
             },
         )
-    model = fit(dataset, FEATURE_NAMES, params)
+    model = trainer.fit(dataset, FEATURE_NAMES, params)
     context.log.info(f"Trained {model.best_iteration + 1} trees in {model.training_seconds} s")
     metrics = test_metrics(model, dataset.test)
     champion = model_registry.champion()

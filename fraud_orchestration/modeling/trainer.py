@@ -192,6 +192,13 @@ def code_version() -> dict[str, str | None]:
     return {"package": package, "git_commit": commit, "xgboost": xgb.__version__}
 
 
+def gain_importance(booster: xgb.Booster, features: list[str]) -> dict[str, float]:
+    """Total gain per feature, 0.0 for features no split uses."""
+    # "gain" gives one float per feature (lists are only for vector leaves)
+    gain = cast(dict[str, float], booster.get_score(importance_type="gain"))
+    return {name: float(gain.get(name, 0.0)) for name in features}
+
+
 class RoundProgress(xgb.callback.TrainingCallback):
     """Logs the share of boosting rounds done and the validation metric, every 10 %.
 
@@ -254,8 +261,6 @@ def train_model(
     seconds = time.perf_counter() - started
     best = booster.best_iteration if used.early_stopping_rounds else used.n_estimators - 1
     booster = booster[: best + 1]
-    # "gain" gives one float per feature (lists are only for vector leaves)
-    gain = cast(dict[str, float], booster.get_score(importance_type="gain"))
     valid_scores = booster.inplace_predict(valid_df[features])
     return TrainedModel(
         booster=booster,
@@ -263,7 +268,7 @@ def train_model(
         params=used,
         best_iteration=best,
         training_seconds=round(seconds, 3),
-        feature_importance={name: float(gain.get(name, 0.0)) for name in features},
+        feature_importance=gain_importance(booster, features),
         decision_threshold=f1_threshold(valid_df[LABEL].to_numpy(), valid_scores),
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

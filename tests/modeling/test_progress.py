@@ -41,10 +41,12 @@ def test_training_logs_rounds_and_where_it_stopped(splits, caplog) -> None:
 
 def test_a_duckdb_query_reports_progress(caplog) -> None:
     caplog.set_level(logging.INFO)
-    with duckdb.connect() as connection:
-        with duckdb_query_progress(connection, "feature build", poll_seconds=0.01):
-            connection.execute(
-                "SELECT sum(c) FROM (SELECT count(*) OVER (PARTITION BY range % 1000 "
-                "ORDER BY range ROWS 50 PRECEDING) AS c FROM range(3000000))"
-            ).fetchall()
+    with (
+        duckdb.connect() as connection,
+        duckdb_query_progress(connection, "feature build", poll_seconds=0.01),
+    ):
+        connection.execute(
+            "SELECT sum(c) FROM (SELECT count(*) OVER (PARTITION BY range % 1000 "
+            "ORDER BY range ROWS 50 PRECEDING) AS c FROM range(3000000))"
+        ).fetchall()
     assert "feature build: 100%" in caplog.text
