@@ -21,7 +21,8 @@ from pydantic import Field
 from fraud_orchestration.monitoring.costs import Load, PriceTable, as_markdown, estimate
 from fraud_orchestration.resources.endpoint import DeploymentError, Endpoint, Health
 from fraud_orchestration.resources.lake import Lake
-from fraud_orchestration.resources.model_registry import ModelRegistry
+from fraud_orchestration.resources.model_registry import ModelRegistry, RegistryError
+from fraud_orchestration.retries import EXTERNAL_IO
 
 HEALTH_CHECK = "endpoint_health"
 
@@ -39,6 +40,7 @@ class EndpointConfig(Config):
     group_name="serving",
     kinds={"xgboost", "fastapi"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def fraud_endpoint(
     context: AssetExecutionContext,
@@ -55,11 +57,15 @@ def fraud_endpoint(
     else:
         target = model_registry.previous_champion()
     if target is None:
-        raise Failure(f"No {config.target.replace('_', ' ')} in the registry to deploy.")
+        raise Failure(
+            f"No {config.target.replace('_', ' ')} in the registry to deploy.", allow_retries=False
+        )
     try:
         deployment = endpoint.deploy(target.version, model_registry.load_model_dir(target.version))
-    except DeploymentError as error:
-        raise Failure(str(error), metadata={"refused_version": target.version}) from error
+    except (DeploymentError, RegistryError) as error:  # refused, or its checksums do not match
+        raise Failure(
+            str(error), metadata={"refused_version": target.version}, allow_retries=False
+        ) from error
     context.log.info(
         f"v{target.version} {'now serving' if deployment.changed else 'already serving'} "
         f"at {endpoint.url}"
@@ -127,6 +133,7 @@ class CostConfig(Config):
     group_name="serving",
     kinds={"sagemaker"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def serving_cost_estimate(
     context: AssetExecutionContext, config: CostConfig, lake: Lake, endpoint: Endpoint
@@ -137,7 +144,9 @@ def serving_cost_estimate(
     scored = sorted(context.instance.get_materialized_partitions(AssetKey("transaction_scores")))
     recent = [date.fromisoformat(key) for key in scored[-config.days :]]
     if not recent:
-        raise Failure("No scored days yet: materialize transaction_scores first.")
+        raise Failure(
+            "No scored days yet: materialize transaction_scores first.", allow_retries=False
+        )
     rows = sum(
         pq.ParquetFile(lake.table_uri("transaction_scores", day)).metadata.num_rows
         for day in recent

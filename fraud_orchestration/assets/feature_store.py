@@ -7,6 +7,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AutomationCondition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -20,6 +21,7 @@ from fraud_orchestration.resources.feature_store import (
     FeatureStore,
 )
 from fraud_orchestration.resources.lake import Lake
+from fraud_orchestration.retries import EXTERNAL_IO
 
 OFFLINE_STORE = "offline_feature_store"
 
@@ -30,6 +32,7 @@ OFFLINE_STORE = "offline_feature_store"
     group_name="feature_store",
     kinds={"parquet"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def offline_feature_store(
     context: AssetExecutionContext, lake: Lake, feature_store: FeatureStore
@@ -55,6 +58,7 @@ def offline_feature_store(
     kinds={"sqlite"},
     automation_condition=AutomationCondition.eager(),
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def online_feature_store(
     context: AssetExecutionContext, feature_store: FeatureStore
@@ -63,7 +67,10 @@ def online_feature_store(
     transactions of the last 30 days and every terminal's of the last 37 days."""
     materialized = context.instance.get_materialized_partitions(AssetKey(OFFLINE_STORE))
     if not materialized:
-        raise ValueError("The offline feature store has no partitions yet: materialize it first.")
+        raise Failure(
+            "The offline feature store has no partitions yet: materialize it first.",
+            allow_retries=False,
+        )
     newest = max(partition_day(key) for key in materialized)
     days = [newest - timedelta(days=offset) for offset in range(TERMINAL_HISTORY_DAYS)]
     records = feature_store.read_offline(sorted(days))

@@ -24,6 +24,7 @@ from fraud_orchestration.partitions import (
 )
 from fraud_orchestration.resources.feature_engine import FeatureEngine
 from fraud_orchestration.resources.lake import Lake
+from fraud_orchestration.retries import EXTERNAL_IO
 
 FEATURES_TABLE = "transaction_features"
 FEATURE_SUITE_CHECK = "feature_expectations"
@@ -42,6 +43,7 @@ FEATURE_SUITE_CHECK = "feature_expectations"
     group_name="features",
     kinds={"duckdb", "sql"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
     check_specs=[
         AssetCheckSpec(
             FEATURE_SUITE_CHECK,

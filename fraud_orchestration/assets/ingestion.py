@@ -18,6 +18,7 @@ from pydantic import Field
 from fraud_orchestration.ingestion.raw import IngestedDay, ingest_day
 from fraud_orchestration.partitions import daily_partitions, partition_day
 from fraud_orchestration.resources.lake import Lake
+from fraud_orchestration.retries import EXTERNAL_IO
 from fraud_orchestration.schema import LANDING_PREFIX
 
 RAW_TABLE = "raw_transactions"
@@ -50,6 +51,7 @@ class RawTransactionsConfig(Config):
     group_name="ingestion",
     kinds={"parquet", "pandas"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
     check_specs=[
         AssetCheckSpec(
             REJECTED_SHARE_CHECK,
@@ -70,7 +72,10 @@ def raw_transactions(
     day = partition_day(context.partition_key)
     keys = lake.landing_keys(day)
     if not keys:
-        raise Failure(f"No landed files for {day}: nothing under {LANDING_PREFIX}/{day:%Y/%m/%d}/.")
+        raise Failure(
+            f"No landed files for {day}: nothing under {LANDING_PREFIX}/{day:%Y/%m/%d}/.",
+            allow_retries=False,
+        )
     context.log.info(f"Parsing {len(keys)} landed files for {day}")
     result = ingest_day(day, [(key, lake.read_landing(key)) for key in keys])
     uri = lake.write_partition(

@@ -9,6 +9,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -30,6 +31,7 @@ from fraud_orchestration.monitoring.drift import (
 from fraud_orchestration.partitions import daily_partitions, partition_day
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.resources.model_registry import ModelRegistry
+from fraud_orchestration.retries import EXTERNAL_IO
 from fraud_orchestration.training.dataset import load_training_set
 
 DRIFT_CHECK = "drift_within_thresholds"
@@ -50,6 +52,7 @@ class DriftConfig(Config):
     group_name="monitoring",
     kinds={"pandas", "xgboost"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
     check_specs=[
         AssetCheckSpec(
             DRIFT_CHECK,
@@ -75,7 +78,10 @@ def drift_report(
     reference = load_training_set(lake, deployed.training_set).train
     current = lake.read_partitions(FEATURES_TABLE, [day])
     if current.empty:
-        raise ValueError(f"No features for {day}: materialize transaction_features first.")
+        raise Failure(
+            f"No features for {day}: materialize transaction_features first.",
+            allow_retries=False,
+        )
     drifts = feature_drift(reference, current, model.features)
     prediction = compare("score", model.predict(reference), model.predict(current))
     matured_day = day - timedelta(days=LABEL_DELAY_DAYS)

@@ -9,6 +9,7 @@ from fraud_orchestration.modeling.deployed import deployed_model
 from fraud_orchestration.partitions import daily_partitions, partition_day
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.resources.model_registry import ModelRegistry
+from fraud_orchestration.retries import EXTERNAL_IO
 
 SCORES_TABLE = "transaction_scores"
 INVESTIGATION_CARDS = 100
@@ -20,6 +21,7 @@ INVESTIGATION_CARDS = 100
     group_name="serving",
     kinds={"xgboost", "parquet"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def transaction_scores(
     context: AssetExecutionContext, lake: Lake, model_registry: ModelRegistry

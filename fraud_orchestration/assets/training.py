@@ -11,6 +11,7 @@ from fraud_orchestration.features import feature_definition_version
 from fraud_orchestration.partitions import LOOKBACK_DAYS
 from fraud_orchestration.resources.feature_store import FeatureStore
 from fraud_orchestration.resources.lake import Lake
+from fraud_orchestration.retries import EXTERNAL_IO
 from fraud_orchestration.training.dataset import build_training_set, store_training_set
 from fraud_orchestration.training.windows import TrainingWindows
 
@@ -39,6 +40,7 @@ class TrainingSetConfig(Config):
     group_name="training",
     kinds={"parquet", "pandas"},
     owners=["team:fraud-ml"],
+    retry_policy=EXTERNAL_IO,
 )
 def training_set(
     context: AssetExecutionContext,
@@ -52,7 +54,10 @@ def training_set(
     days drop the cards already known to be compromised (the handbook protocol)."""
     available = feature_store.offline_days()
     if not available:
-        raise ValueError("The offline feature store is empty: run the daily ingestion first.")
+        raise Failure(
+            "The offline feature store is empty: run the daily ingestion first.",
+            allow_retries=False,
+        )
     cutoff = date.fromisoformat(config.cutoff) if config.cutoff else max(available) + timedelta(1)
     windows = TrainingWindows.ending_at(
         cutoff,
@@ -67,13 +72,15 @@ def training_set(
             f"The train window starts {windows.train.start}, inside the look-back warm-up: "
             f"features before {warm} are computed on fewer than {LOOKBACK_DAYS} days of "
             "history, so a model would learn a distribution it never sees again. Ingest more "
-            "history, move the cutoff, or set allow_partial_lookback."
+            "history, move the cutoff, or set allow_partial_lookback.",
+            allow_retries=False,
         )
     missing = sorted(set(windows.days_needed) - set(available))
     if missing:
-        raise ValueError(
+        raise Failure(
             f"The offline feature store lacks {len(missing)} day(s) the windows need "
-            f"(first {missing[0]}, last {missing[-1]}); materialize them or move the cutoff."
+            f"(first {missing[0]}, last {missing[-1]}); materialize them or move the cutoff.",
+            allow_retries=False,
         )
     failing = failing_partitions(
         context.instance, DATA_QUALITY_CHECKS, [day.isoformat() for day in windows.days_needed]
@@ -83,6 +90,7 @@ def training_set(
             "Retraining held: these partitions failed their data-quality checks and must be "
             f"repaired (re-landed and re-run) first: {failing}",
             metadata={"failing_partitions": sorted(failing)},
+            allow_retries=False,
         )
     records = feature_store.read_offline(windows.days_needed)
     dataset = build_training_set(records, windows, feature_definition_version())

@@ -90,13 +90,16 @@ def parse_landing_files(files: list[tuple[str, bytes]]) -> ParsedLanding:
 
 
 def _rejection(key: str, number: int, line: str, reason: str) -> dict:
+    # A reason may quote a JSON-escaped lone surrogate (an unknown field name): escape it,
+    # or the quarantine table could not be written as UTF-8.
+    reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
     return {"landing_key": key, "line_number": number, "raw_line": line, "reason": reason}
 
 
 def _type_record(line: str) -> dict:
     try:
         record = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # ValueError: also an over-long integer
         raise _Reject(f"malformed_json: {error.__class__.__name__}") from None
     if not isinstance(record, dict):
         raise _Reject(f"not_an_object: {type(record).__name__}")
@@ -106,7 +109,7 @@ def _type_record(line: str) -> dict:
     unknown = sorted(record.keys() - set(EVENT_FIELDS))
     if unknown:
         raise _Reject("unknown_fields: " + ",".join(unknown)[:200])
-    row = {name: _as_int(name, record[name]) for name in INTEGER_FIELDS}
+    row: dict[str, object] = {name: _as_int(name, record[name]) for name in INTEGER_FIELDS}
     row["tx_amount"] = _as_float(record["tx_amount"])
     row["tx_datetime"], row["tx_time_seconds"] = _as_time(record["tx_datetime"])
     return row
@@ -129,7 +132,10 @@ def _as_float(value: object) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(f"wrong_type: tx_amount must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Reject("wrong_type: tx_amount does not fit in a float") from None
     return None if math.isnan(number) else number
 
 
@@ -142,7 +148,10 @@ def _as_time(value: object) -> tuple[datetime | None, int | None]:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise _Reject("wrong_type: tx_datetime is not ISO-8601") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    seconds = math.floor(moment.replace(tzinfo=UTC).timestamp())
+    try:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        seconds = math.floor(moment.replace(tzinfo=UTC).timestamp())
+    except OverflowError:  # e.g. year 1 with a positive offset
+        raise _Reject("wrong_type: tx_datetime is out of range") from None
     return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None), seconds

@@ -265,7 +265,10 @@ def _as_datetime(value: Any, where: str) -> tuple[str, int]:
             f"{where} is not an ISO-8601 date-time: {value[:40]!r}",
         ) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 with a positive offset, 9999 with a negative one
+            moment = LATEST if moment.year > 1970 else datetime.min
     if not EARLIEST <= moment < LATEST:
         raise RequestError(
             400, "invalid_transaction", f"{where} must fall in [1970, 2100), got {value[:40]!r}"
