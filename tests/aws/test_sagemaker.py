@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import boto3
 import pandas as pd
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from fraud_orchestration.features import FEATURES
-from fraud_orchestration.resources.aws.clients import AwsCallError
+from fraud_orchestration.resources.aws.clients import AwsCallError, aws_client
 from fraud_orchestration.resources.aws.endpoint import deployment_config, roll_out
 from fraud_orchestration.resources.aws.feature_store import (
     feature_definitions,
@@ -228,3 +232,38 @@ def test_serverless_and_multimodel_shapes(aws_resources, moto_url, names, tmp_pa
     assert mme.deployed_version() == 4
     model = sagemaker.describe_model(ModelName=names["endpoint"] + "-mm-mme")
     assert model["PrimaryContainer"]["Mode"] == "MultiModel"
+
+
+def test_multimodel_invocations_name_their_target_model(aws_resources, names, tmp_path):
+    """moto's runtime ignores ``TargetModel``: the Stubber pins that every call names one."""
+    base = aws_resources["endpoint"]
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text("{}")
+    mme = type(base)(
+        **{
+            **base._get_non_default_public_field_values(),
+            "mode": "multimodel",
+            "endpoint_name": names["endpoint"] + "-mmi",
+        }
+    )
+    mme.deploy(5, model_dir)
+    runtime = aws_client("sagemaker-runtime", mme.region_name, mme.endpoint_url)
+    payload = {"transaction_id": 1, "tx_amount": 12.5}
+    answer = b'{"score": 0.1}'
+    with Stubber(runtime) as stub:
+        for target in ("fraud-v5.tar.gz", "fraud-v3.tar.gz"):
+            stub.add_response(
+                "invoke_endpoint",
+                {"Body": StreamingBody(io.BytesIO(answer), len(answer))},
+                expected_params={
+                    "EndpointName": names["endpoint"] + "-mmi",
+                    "ContentType": "application/json",
+                    "Accept": "application/json",
+                    "Body": json.dumps(payload).encode(),
+                    "TargetModel": target,
+                },
+            )
+        assert mme.invoke(payload) == {"score": 0.1}  # the deployed version by default
+        assert mme.invoke(payload, target_model="fraud-v3.tar.gz") == {"score": 0.1}
+        stub.assert_no_pending_responses()
