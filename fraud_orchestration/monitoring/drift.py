@@ -41,13 +41,32 @@ def bin_edges(reference: np.ndarray, bins: int = BINS) -> np.ndarray:
 
 
 def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-    return np.maximum(counts / max(len(values), 1), FLOOR)
+    """Each bin's share of the finite ``values``, floored; bin ``i`` holds the values with
+    exactly ``i`` edges at or below them (``searchsorted(edges, v, side="right")``).
+
+    Counting ``values < edge`` once per edge gives the same integer counts as
+    ``searchsorted`` + ``bincount``, much faster on a million rows: a binary search per value
+    mispredicts its branches, a comparison pass streams (``python -m benchmarks.drift`` runs
+    both). There are at most ``BINS - 1`` edges. Non-finite values are left out without
+    copying: NaN and +inf are never below an edge, and -inf (below every edge) is subtracted.
+    """
+    finite = int(np.count_nonzero(np.isfinite(values)))
+    negative_infinite = int(np.count_nonzero(values == -np.inf))
+    below = [int(np.count_nonzero(values < edge)) - negative_infinite for edge in edges]
+    counts = np.diff(np.array([0, *below, finite], dtype=np.int64))
+    return np.maximum(counts / max(finite, 1), FLOOR)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values`` without NaN and infinities; no copy in the usual all-finite case."""
+    mask = np.isfinite(values)
+    return values if mask.all() else values[mask]
 
 
 def compare(name: str, reference: np.ndarray, current: np.ndarray, bins: int = BINS) -> Drift:
-    reference = reference[np.isfinite(reference)]
-    current = current[np.isfinite(current)]
+    """PSI and Jensen-Shannon distance of ``current`` against ``reference``'s quantile bins;
+    non-finite values are ignored on both sides."""
+    reference = _finite(reference)
     edges = bin_edges(reference, bins)
     expected, actual = _shares(reference, edges), _shares(current, edges)
     psi = float(np.sum((actual - expected) * np.log(actual / expected)))
@@ -55,6 +74,7 @@ def compare(name: str, reference: np.ndarray, current: np.ndarray, bins: int = B
     divergence = 0.5 * np.sum(expected * np.log2(expected / middle)) + 0.5 * np.sum(
         actual * np.log2(actual / middle)
     )
+    current = _finite(current)
     return Drift(
         name=name,
         psi=round(psi, 6),
@@ -67,8 +87,14 @@ def compare(name: str, reference: np.ndarray, current: np.ndarray, bins: int = B
 def feature_drift(
     reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
 ) -> list[Drift]:
+    """Drift of every feature but the calendar ones. Columns are read as float64 views where
+    the frame allows it (no per-feature copy)."""
     return [
-        compare(name, reference[name].to_numpy(float), current[name].to_numpy(float))
+        compare(
+            name,
+            reference[name].to_numpy(dtype=float, copy=False),
+            current[name].to_numpy(dtype=float, copy=False),
+        )
         for name in features
         if name not in CALENDAR_FEATURES
     ]
