@@ -14,8 +14,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -35,6 +37,10 @@ from fraud_orchestration.jobs import deployment_job, retraining_job
 from fraud_orchestration.resources.model_registry import ModelRegistry
 
 COOLDOWN_SECONDS = 6 * 3600
+ANSWERED_LOOKBACK = 200
+ANSWERED_TAG = "fraud/trigger_records"
+"""The check record ids a retraining run answers: the truth a replayed cursor is checked
+against, so a trigger already answered is never asked for again under a new run key."""
 
 
 @dataclass
@@ -61,6 +67,20 @@ def _trigger(reason: str, outcome: CheckOutcome, check: str) -> dict:
         "check": check,
         "partition": outcome.partition,
         "record_id": outcome.record_id,
+    }
+
+
+def _answered(instance: DagsterInstance, sensor_name: str) -> set[int]:
+    """Check record ids already answered by one of the last runs this sensor launched
+    (a replayed cursor is at most a few ticks old, so the newest runs are enough)."""
+    runs = instance.get_runs(
+        filters=RunsFilter(tags={"dagster/sensor_name": sensor_name}), limit=ANSWERED_LOOKBACK
+    )
+    return {
+        int(record_id)
+        for run in runs
+        for record_id in run.tags.get(ANSWERED_TAG, "").split(",")
+        if record_id
     }
 
 
@@ -91,6 +111,8 @@ def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> Senso
                 if not outcome.passed and outcome.partition:
                     cursor.pending.append(_trigger("data_quality", outcome, name))
                     cursor.held = sorted(set(cursor.held) | {outcome.partition})
+        answered = _answered(instance, context.sensor_name)
+        cursor.pending = [t for t in cursor.pending if t["record_id"] not in answered]
         if cursor.held:
             cursor.held = sorted(failing_partitions(instance, DATA_QUALITY_CHECKS, cursor.held))
         if not cursor.pending:
@@ -120,6 +142,7 @@ def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> Senso
                 "fraud/partitions": ",".join(
                     sorted({t["partition"] for t in cursor.pending if t["partition"]})
                 ),
+                ANSWERED_TAG: ",".join(str(t["record_id"]) for t in cursor.pending),
             },
         )
         cursor.pending = []
