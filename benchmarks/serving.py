@@ -384,6 +384,7 @@ def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 5) -> d
     import pyarrow as pa
 
     from fraud_orchestration.assets.features import FEATURES_TABLE
+    from fraud_orchestration.assets.scoring import SCORED_KEYS
     from fraud_orchestration.resources.lake import LocalLake
 
     model = TrainedModel.load(model_dir)
@@ -399,8 +400,10 @@ def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 5) -> d
         model.predict(frame)
 
     def asset_path() -> None:
-        day_features = lake.read_partitions(FEATURES_TABLE, [day])
-        scores = day_features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]]
+        day_features = lake.read_partitions(
+            FEATURES_TABLE, [day], columns=SCORED_KEYS + model.features
+        )
+        scores = day_features[SCORED_KEYS]
         scores = scores.assign(score=model.predict(day_features), model_version=1)
         scores["decision"] = (scores["score"] >= model.decision_threshold).astype("int8")
 

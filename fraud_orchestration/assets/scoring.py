@@ -13,6 +13,8 @@ from fraud_orchestration.retries import EXTERNAL_IO
 
 SCORES_TABLE = "transaction_scores"
 INVESTIGATION_CARDS = 100
+SCORED_KEYS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id"]
+"""The columns a score row keeps beside its score."""
 
 
 @asset(
@@ -30,12 +32,13 @@ def transaction_scores(
     100 cards most worth investigating (each card's highest score, ranked)."""
     day = partition_day(context.partition_key)
     deployed = deployed_model(context.instance, model_registry)
-    features = lake.read_partitions(FEATURES_TABLE, [day])
-    scores = features[["transaction_id", "tx_datetime", "customer_id", "terminal_id"]].assign(
-        score=deployed.model.predict(features),
+    model = deployed.model
+    features = lake.read_partitions(FEATURES_TABLE, [day], columns=SCORED_KEYS + model.features)
+    scores = features[SCORED_KEYS].assign(
+        score=model.predict(features),
         model_version=deployed.version,
     )
-    scores["decision"] = (scores["score"] >= deployed.model.decision_threshold).astype("int8")
+    scores["decision"] = (scores["score"] >= model.decision_threshold).astype("int8")
     uri = lake.write_partition(
         SCORES_TABLE, day, pa.Table.from_pandas(scores, preserve_index=False)
     )
@@ -48,7 +51,7 @@ def transaction_scores(
             "dagster/row_count": len(scores),
             "model_version": deployed.version,
             "flagged": int(scores["decision"].sum()),
-            "decision_threshold": deployed.model.decision_threshold,
+            "decision_threshold": model.decision_threshold,
             "top_cards": MetadataValue.md(_cards_table(cards.head(10))),
             "path": MetadataValue.path(uri),
         }
