@@ -117,10 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--handbook", action="store_true")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {"machine": machine(), "trees": args.trees, "simulated": {}}
+    # Runs of other sizes (or tree counts) made earlier are kept: each entry has its machine.
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results.setdefault("simulated", {})
     for rows in args.rows or [1_000_000, 5_000_000]:
         print(f"simulating and computing features for {rows:,} rows ...", flush=True)
-        results["simulated"][str(rows)] = time_methods(simulated_features(rows), args.trees)
+        entry = time_methods(simulated_features(rows), args.trees)
+        results["simulated"][str(rows)] = {**entry, "trees": args.trees, "machine": machine()}
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     if args.handbook:
         results["handbook_prequential"] = handbook_prequential()
