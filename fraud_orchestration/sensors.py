@@ -37,6 +37,7 @@ from fraud_orchestration.jobs import deployment_job, retraining_job
 from fraud_orchestration.resources.model_registry import ModelRegistry
 
 COOLDOWN_SECONDS = 6 * 3600
+RETRAINING_SENSOR = "retraining_sensor"
 ANSWERED_LOOKBACK = 200
 ANSWERED_TAG = "fraud/trigger_records"
 """The check record ids a retraining run answers: the truth a replayed cursor is checked
@@ -86,7 +87,7 @@ def _answered(instance: DagsterInstance, sensor_name: str) -> set[int]:
 
 def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> SensorDefinition:
     @sensor(
-        name="retraining_sensor",
+        name=RETRAINING_SENSOR,
         job=retraining_job,
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.STOPPED,
@@ -111,7 +112,7 @@ def build_retraining_sensor(cooldown_seconds: float = COOLDOWN_SECONDS) -> Senso
                 if not outcome.passed and outcome.partition:
                     cursor.pending.append(_trigger("data_quality", outcome, name))
                     cursor.held = sorted(set(cursor.held) | {outcome.partition})
-        answered = _answered(instance, context.sensor_name)
+        answered = _answered(instance, RETRAINING_SENSOR)
         cursor.pending = [t for t in cursor.pending if t["record_id"] not in answered]
         if cursor.held:
             cursor.held = sorted(failing_partitions(instance, DATA_QUALITY_CHECKS, cursor.held))
