@@ -48,13 +48,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraud_orchestration.features import FEATURES
 from fraud_orchestration.partitions import day_bounds_seconds
 from fraud_orchestration.resources.lake import LocalLake
+from fraud_orchestration.schema import as_raw_transactions
 from fraud_orchestration.simulator import (
     SimulationConfig,
     default_handbook_dir,
@@ -71,28 +71,10 @@ SIMULATIONS = {
     "10m": SimulationConfig(n_customers=50_000, n_terminals=10_000, n_days=104, seed=0),
     "30m": SimulationConfig(n_customers=150_000, n_terminals=30_000, n_days=104, seed=0),
 }
-RAW_DTYPES = {
-    "transaction_id": "int64",
-    "tx_datetime": "datetime64[us]",
-    "tx_time_seconds": "int64",
-    "customer_id": "int64",
-    "terminal_id": "int64",
-    "tx_amount": "float64",
-    "tx_fraud": "int32",
-    "tx_fraud_scenario": "int32",
-}
 SAMPLE_SECONDS = 0.2
 
 
 # -- data (untimed) ----------------------------------------------------------------------------
-
-
-def as_raw(frame: pd.DataFrame) -> pd.DataFrame:
-    datetimes = frame["tx_datetime"].astype("datetime64[us]")
-    seconds = (datetimes - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
-    return frame.assign(tx_datetime=datetimes, tx_time_seconds=seconds)[list(RAW_DTYPES)].astype(
-        RAW_DTYPES
-    )
 
 
 def raw_lake(size: str) -> tuple[list[str], int, int]:
@@ -125,7 +107,7 @@ def _whole_lake(name: str) -> tuple[list[str], int, int]:
         shutil.rmtree(root, ignore_errors=True)
         print(f"{name}: writing {len(days)} raw partitions into {root} (untimed) ...", flush=True)
         for day, frame in frames:
-            table = pa.Table.from_pandas(as_raw(frame), preserve_index=False)
+            table = pa.Table.from_pandas(as_raw_transactions(frame), preserve_index=False)
             lake.write_partition(RAW_TABLE, day, table)
         marker.write_text(wanted)
     first: date = days[0]

@@ -18,37 +18,13 @@ import pandas as pd
 
 from fraud_orchestration.features import HANDBOOK_FEATURES
 from fraud_orchestration.ingestion.parse import TYPED_COLUMNS
+from fraud_orchestration.schema import RAW_DTYPES, as_raw_transactions
 
 WINDOWS_DAYS = (1, 7, 30)
 DELAY_DAYS = 7
 
-RAW_DTYPES: dict[str, str] = {
-    "transaction_id": "int64",
-    "tx_datetime": "datetime64[us]",
-    "tx_time_seconds": "int64",
-    "customer_id": "int64",
-    "terminal_id": "int64",
-    "tx_amount": "float64",
-    "tx_fraud": "int32",
-    "tx_fraud_scenario": "int32",
-}
-"""The project's raw (typed) schema, as ``raw_transactions`` partitions store it."""
 
 assert list(RAW_DTYPES) == TYPED_COLUMNS
-
-
-def as_raw_transactions(frame: pd.DataFrame) -> pd.DataFrame:
-    """A handbook-shaped frame (any column case) in the project's raw schema.
-
-    ``tx_time_seconds`` becomes epoch seconds (UTC) of ``tx_datetime``; the handbook's own
-    ``TX_TIME_SECONDS`` counts from 2018-04-01 and is dropped.
-    """
-    lower = frame.rename(columns=str.lower)
-    datetimes = lower["tx_datetime"].astype("datetime64[us]")
-    epoch_seconds = (datetimes - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
-    return lower.assign(tx_datetime=datetimes, tx_time_seconds=epoch_seconds)[TYPED_COLUMNS].astype(
-        RAW_DTYPES
-    )
 
 
 def read_handbook(raw_dir: Path) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import pytest
 from fraud_orchestration.features import FEATURES
 from fraud_orchestration.partitions import day_bounds_seconds
 from fraud_orchestration.resources.lake import LocalLake
+from fraud_orchestration.schema import as_raw_transactions
 from fraud_orchestration.simulator import SimulationConfig, generate
 
 RAW_TABLE = "raw_transactions"
@@ -32,17 +33,6 @@ TEST_SPARK_CONFIG = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
 }
-RAW_DTYPES = {
-    "transaction_id": "int64",
-    "tx_datetime": "datetime64[us]",
-    "tx_time_seconds": "int64",
-    "customer_id": "int64",
-    "terminal_id": "int64",
-    "tx_amount": "float64",
-    "tx_fraud": "int32",
-    "tx_fraud_scenario": "int32",
-}
-"""The lake's raw schema (``raw_transactions`` partitions)."""
 
 
 def java_or_skip() -> None:
@@ -69,15 +59,6 @@ def spark_engine() -> Iterator:
 
 
 # -- data ------------------------------------------------------------------------------------
-
-
-def as_raw(frame: pd.DataFrame) -> pd.DataFrame:
-    """An event frame (simulator or handbook) in the lake's raw schema, with epoch seconds."""
-    datetimes = frame["tx_datetime"].astype("datetime64[us]")
-    seconds = (datetimes - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
-    return frame.assign(tx_datetime=datetimes, tx_time_seconds=seconds)[list(RAW_DTYPES)].astype(
-        RAW_DTYPES
-    )
 
 
 def write_lake(root: Path, raw: pd.DataFrame) -> dict[date, str]:
@@ -144,7 +125,7 @@ def simulated_transactions(seed: int = 7) -> tuple[pd.DataFrame, date]:
     extra = pd.concat([card_ties, terminal_ties, edges], ignore_index=True)
     extra["transaction_id"] = np.arange(next_id, next_id + len(extra))
     events = pd.concat([events, extra], ignore_index=True)
-    return as_raw(events), edge_day
+    return as_raw_transactions(events), edge_day
 
 
 def window_of_days(first: date, last: date) -> tuple[int, int]:

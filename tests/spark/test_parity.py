@@ -15,11 +15,11 @@ import pytest
 
 from fraud_orchestration.partitions import lookback_days
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
+from fraud_orchestration.schema import as_raw_transactions
 from fraud_orchestration.simulator import default_handbook_dir, handbook_days, read_handbook_day
 from tests.spark.conftest import (
     EDGE_CARD,
     EDGE_TERMINAL,
-    as_raw,
     assert_same_features,
     assert_same_parquet_types,
     read_features,
@@ -100,7 +100,9 @@ def test_build_matches_duckdb_on_handbook_days(spark_engine, tmp_path) -> None:
     if handbook is None or not (handbook / "raw").is_dir():
         pytest.skip(f"the handbook data set is not at {REPO.parent / 'shared/datasets'}")
     days = handbook_days(handbook)[:HANDBOOK_TEST_DAYS]
-    raw = as_raw(pd.concat([read_handbook_day(handbook, day) for day in days], ignore_index=True))
+    raw = as_raw_transactions(
+        pd.concat([read_handbook_day(handbook, day) for day in days], ignore_index=True)
+    )
     uris = write_lake(tmp_path / "lake", raw)
     start, end = window_of_days(days[0], days[-1])
     sources = [uris[day] for day in days]
