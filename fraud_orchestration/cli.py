@@ -9,7 +9,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from fraud_orchestration.settings import load_settings
+from fraud_orchestration.settings import SERVING_ENGINES, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-dir", help="serve this model folder, not the champion")
     serve.add_argument("--rules", help="a JSON rule set for the fallback")
     serve.add_argument("--budget-ms", type=float, default=200.0)
-    serve.add_argument("--engine", choices=("auto", "duckdb", "sqlite"), default="auto")
+    serve.add_argument("--engine", choices=SERVING_ENGINES, default="auto")
     serve.set_defaults(handler=_serve)
 
     score = commands.add_parser("score", help="score one transaction with a running service")

@@ -34,6 +34,8 @@ from pathlib import Path
 
 ENVIRONMENTS = ("local", "aws")
 FEATURE_ENGINES = ("duckdb", "spark")
+SERVING_ENGINES = ("auto", "compiled", "duckdb", "sqlite")
+"""How the scoring service runs the feature SQL (see ``serving.features``)."""
 ENDPOINT_MODES = ("realtime", "serverless", "multimodel")
 
 

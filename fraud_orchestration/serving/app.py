@@ -55,9 +55,8 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,15 +112,20 @@ class ServingConfig:
     max_body_bytes: int = 1 << 20
     max_rows: int = 1000
     engine: str = "auto"
-    """Feature SQL engine: ``auto``, ``duckdb`` or ``sqlite`` (see ``serving.features``)."""
+    """Feature SQL engine: ``auto``, ``compiled``, ``duckdb`` or ``sqlite`` (see
+    ``serving.features``)."""
     sqlite_max_rows: int = 16
-    """With ``auto``: requests up to this many transactions run on SQLite, larger on DuckDB."""
+    """With ``auto``, when the compiled evaluator is refused: requests up to this many
+    transactions run on SQLite, larger ones on DuckDB."""
     reasons: str = "approx"
     """Reasons: ``approx`` (Saabas, XGBoost approx_contribs), ``exact`` (TreeSHAP), ``none``."""
     top_reasons: int = 3
     feature_policy: str = "subset"
     """``subset``: a model may use any of the computed features; ``exact``: all of them."""
-    workers: int = 4
+    workers: int = 2
+    """Scoring threads. Each takes every request waiting when it is free (up to
+    ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching."""
+    batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0
     admin: bool = True
     recent_max_events: int = 2_000_000
@@ -130,18 +134,34 @@ class ServingConfig:
     def __post_init__(self) -> None:
         if self.reasons not in REASON_METHODS:
             raise ValueError(f"reasons must be one of {REASON_METHODS}")
-        if self.budget_ms <= 0 or self.max_rows <= 0 or self.max_body_bytes <= 0:
-            raise ValueError("budget_ms, max_rows and max_body_bytes must be positive")
+        if min(self.budget_ms, self.max_rows, self.max_body_bytes, self.workers) <= 0:
+            raise ValueError("budget_ms, max_rows, max_body_bytes and workers must be positive")
 
 
 class _Job:
-    """One request's scoring work; the event loop may abandon it when the budget is spent."""
+    """One request's scoring work; a scoring thread answers it through ``future``. The event
+    loop may abandon it when the budget is spent (the rules answer instead)."""
 
-    def __init__(self, transactions: list[Transaction], deadline: float) -> None:
+    def __init__(
+        self,
+        transactions: list[Transaction],
+        deadline: float,
+        record: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.transactions = transactions
         self.deadline = deadline
+        self.record = record
         self.features: FeatureMatrix | None = None
         self.abandoned = False
+        self.loop = loop
+        self.future: asyncio.Future[list[dict[str, Any]] | None] = loop.create_future()
+
+    def answer(self, answers: list[dict[str, Any]] | None) -> None:
+        """Hand the answers to the event loop (from a scoring thread); nobody waits for
+        them any more once the loop is closed (the server stopped)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_resolve, self.future, answers)
 
 
 class ScoringService:
@@ -159,7 +179,9 @@ class ScoringService:
         )
         config.rules.check_features(self.computer.names)
         self.rules = config.rules
-        self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="scoring")
+        self._queue: deque[_Job] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
         self.active: ModelSlot | None = None
         self.previous: ModelSlot | None = None
         self.last_load: dict[str, Any] | None = None
@@ -168,19 +190,21 @@ class ScoringService:
         self._load_lock = threading.Lock()
         self._counter_lock = threading.Lock()
         self.counters: Counter[str] = Counter()
-        self._warm_up()
+        self._threads = self._start_scoring_threads()
 
-    def _warm_up(self) -> None:
-        """Open every worker thread's engine connections now, not on a first request."""
-        barrier = threading.Barrier(self.config.workers)
-
-        def warm() -> None:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
-            self.computer.warm_up()
-
-        for future in [self.executor.submit(warm) for _ in range(self.config.workers)]:
-            future.result()
+    def _start_scoring_threads(self) -> list[threading.Thread]:
+        """Each thread opens its engine connections before the service takes a request."""
+        warm = threading.Barrier(self.config.workers + 1)
+        threads = [
+            threading.Thread(
+                target=self._scoring_loop, args=(warm,), name=f"scoring-{n}", daemon=True
+            )
+            for n in range(self.config.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        warm.wait(timeout=60)
+        return threads
 
     # ---------------------------------------------------------------- models
 
@@ -272,46 +296,134 @@ class ScoringService:
 
     # ---------------------------------------------------------------- scoring
 
-    def run_job(self, job: _Job) -> list[dict[str, Any]] | None:
-        """Features, then the model; on a worker thread. None when abandoned."""
-        if job.abandoned:
-            return None
+    def _scoring_loop(self, warm: threading.Barrier) -> None:
+        self.computer.warm_up()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            warm.wait(timeout=60)
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                answers = self.score_batch(batch)
+            except Exception:
+                log.exception("scoring failed")
+                answers = [self.rules_answers(job, "internal_error") for job in batch]
+            for job, job_answers in zip(batch, answers, strict=True):
+                job.answer(job_answers)
+
+    def _next_batch(self) -> list[_Job] | None:
+        """The oldest waiting job and every later one that may join it: recorded requests
+        only (a probe's transactions must stay invisible to other requests), no transaction
+        twice, at most ``batch_max_rows`` transactions (a larger request runs alone)."""
+        with self._ready:
+            while not self._queue and not self._closed:
+                self._ready.wait()
+            if self._closed:
+                return None
+            batch = [self._queue.popleft()]
+            if not batch[0].record:
+                return batch
+            rows = len(batch[0].transactions)
+            ids = {t.transaction_id for t in batch[0].transactions}
+            waiting: deque[_Job] = deque()
+            while self._queue:
+                job = self._queue.popleft()
+                job_ids = {t.transaction_id for t in job.transactions}
+                fits = rows + len(job.transactions) <= self.config.batch_max_rows
+                if job.record and fits and not job_ids & ids:
+                    batch.append(job)
+                    rows += len(job.transactions)
+                    ids |= job_ids
+                else:
+                    waiting.append(job)
+            self._queue.extendleft(reversed(waiting))
+            return batch
+
+    def score_batch(self, batch: list[_Job]) -> list[list[dict[str, Any]] | None]:
+        """Features of every transaction of the batch in one pass, then the model in one
+        pass; each job's own answers (None for a job abandoned before it started)."""
+        jobs = [job for job in batch if not job.abandoned]
+        answers: dict[int, list[dict[str, Any]]] = {}
+        if jobs:
+            for job, job_answers in zip(jobs, self._score_jobs(jobs), strict=True):
+                answers[id(job)] = job_answers
+        return [answers.get(id(job)) for job in batch]
+
+    def _score_jobs(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
+        transactions = [t for job in jobs for t in job.transactions]
         try:
-            job.features = self.computer.compute(job.transactions)
+            features = self.computer.compute(transactions)
         except StoreUnavailableError:
-            return self.rules_answers(job, "online_store_unavailable")
+            return [self.rules_answers(job, "online_store_unavailable") for job in jobs]
         except Exception:
             log.exception("feature computation failed")
-            return self.rules_answers(job, "feature_error")
+            return [self.rules_answers(job, "feature_error") for job in jobs]
+        start = 0
+        for job in jobs:
+            job.features = features.rows(start, start + len(job.transactions))
+            start += len(job.transactions)
+        if self.active is None:
+            return [self.rules_answers(job, "no_model") for job in jobs]
+        remaining_ms = (min(job.deadline for job in jobs) - time.perf_counter()) * 1000
+        if self.active.estimate_ms(len(transactions)) <= remaining_ms:
+            return self._model_answers(jobs, features.values)
+        # The whole batch would overrun a budget: jobs that can afford the model alone get
+        # it, one at a time; the others get the rules (with their features).
+        results = []
+        for job in jobs:
+            slot = self.active
+            remaining_ms = (job.deadline - time.perf_counter()) * 1000
+            if (
+                job.abandoned
+                or slot is None
+                or slot.estimate_ms(len(job.transactions)) > (remaining_ms)
+            ):
+                results.append(self.rules_answers(job, "time_budget"))
+            else:
+                assert job.features is not None
+                results.extend(self._model_answers([job], job.features.values))
+        return results
+
+    def _model_answers(self, jobs: list[_Job], values: np.ndarray) -> list[list[dict[str, Any]]]:
+        """The active model's answers for the jobs' transactions (``values``, in order)."""
         slot = self.active
         if slot is None:
-            return self.rules_answers(job, "no_model")
-        remaining_ms = (job.deadline - time.perf_counter()) * 1000
-        if job.abandoned or slot.estimate_ms(len(job.transactions)) > remaining_ms:
-            return self.rules_answers(job, "time_budget")
+            return [self.rules_answers(job, "no_model") for job in jobs]
         try:
-            scores = slot.predict(job.features.values)
+            scores = slot.predict(values)
             if not np.all(np.isfinite(scores)) or np.any(scores < 0) or np.any(scores > 1):
                 raise ValueError(f"the model returned scores outside [0, 1]: {scores[:4]}")
-            reasons = slot.reasons(job.features.values)
+            reasons = slot.reasons(values)
         except Exception:
             log.exception("model %s failed", slot.version)
             self._count("model_errors")
-            return self.rules_answers(job, "model_error")
+            return [self.rules_answers(job, "model_error") for job in jobs]
         self._count("model_answers", len(scores))
-        return [
-            {
-                "transaction_id": t.transaction_id,
-                "score": float(score),
-                "decision": "fraud" if score >= slot.threshold else "genuine",
-                "threshold": slot.threshold,
-                "reasons": reason,
-                "model_version": slot.version,
-                "fallback": False,
-                "fallback_reason": None,
-            }
-            for t, score, reason in zip(job.transactions, scores, reasons, strict=True)
-        ]
+        if len(jobs) > 1:
+            self._count("batched_requests", len(jobs))
+        results, start = [], 0
+        for job in jobs:
+            end = start + len(job.transactions)
+            results.append(
+                [
+                    {
+                        "transaction_id": t.transaction_id,
+                        "score": float(score),
+                        "decision": "fraud" if score >= slot.threshold else "genuine",
+                        "threshold": slot.threshold,
+                        "reasons": reason,
+                        "model_version": slot.version,
+                        "fallback": False,
+                        "fallback_reason": None,
+                    }
+                    for t, score, reason in zip(
+                        job.transactions, scores[start:end], reasons[start:end], strict=True
+                    )
+                ]
+            )
+            start = end
+        return results
 
     def rules_answers(self, job: _Job, reason: str) -> list[dict[str, Any]]:
         self._count(f"fallback_{reason}", len(job.transactions))
@@ -342,21 +454,17 @@ class ScoringService:
         budget_ms = self.config.budget_ms + self.config.budget_ms_per_extra_row * (
             len(transactions) - 1
         )
-        job = _Job(transactions, arrived + budget_ms / 1000)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self.run_job, job)
-        future.add_done_callback(_consume)
+        job = _Job(transactions, arrived + budget_ms / 1000, record, asyncio.get_running_loop())
+        with self._ready:
+            self._queue.append(job)
+            self._ready.notify()
         try:
             answers = await asyncio.wait_for(
-                asyncio.shield(future), max(job.deadline - time.perf_counter(), 0.0)
+                asyncio.shield(job.future), max(job.deadline - time.perf_counter(), 0.0)
             )
         except TimeoutError:
             job.abandoned = True
             answers = self.rules_answers(job, "time_budget")
-        except Exception:
-            log.exception("scoring failed")
-            job.abandoned = True
-            answers = self.rules_answers(job, "internal_error")
         if answers is None:  # abandoned before it started: cannot happen before the deadline
             answers = self.rules_answers(job, "time_budget")
         if record:
@@ -387,6 +495,7 @@ class ScoringService:
                 "reasons": self.config.reasons,
                 "feature_policy": self.config.feature_policy,
                 "workers": self.config.workers,
+                "batch_max_rows": self.config.batch_max_rows,
                 "registry_root": self.config.registry_root,
             },
             "counters": dict(self.counters),
@@ -394,7 +503,9 @@ class ScoringService:
         }
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
 
 
 def create_app(config: ServingConfig | None = None) -> FastAPI:
@@ -644,9 +755,9 @@ def _version(slot: ModelSlot | None) -> str | None:
     return slot.version if slot is not None else None
 
 
-def _consume(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
+def _resolve(future: asyncio.Future, answers: list[dict[str, Any]] | None) -> None:
+    if not future.done():
+        future.set_result(answers)
 
 
 __all__ = ["ScoringService", "ServingConfig", "create_app"]

@@ -21,16 +21,16 @@ the earlier ones, even before the nightly store refresh. They live in this proce
 (run one worker process per store); when a newer store is published, the events it covers
 (older than its ``as_of``) are dropped.
 
-Engines: ``duckdb`` (the engine that builds the offline features) on a cached single-thread
-connection per worker thread, or ``sqlite`` (Python's SQLite runs the same text -- window
-RANGE frames, ``FLOOR``, ``CAST`` -- with the online store attached, so the history never
-leaves SQLite). DuckDB's window operator costs ~10 ms a query however small the frame, SQLite's
-~1-2 ms for one transaction's ~100 rows but grows faster with the frame: ``auto`` (the
-default) sends requests of up to ``sqlite_max_rows`` (16, about the measured crossover)
-transactions to SQLite and larger ones to DuckDB. SQLite is used only after it reproduced
-DuckDB's features on a canary frame at start-up (:func:`verify_engine`), so a definition
-SQLite cannot run (or runs differently) makes the service use DuckDB and say so in
-``/admin/status``.
+Engines, all running that one text: ``compiled`` (the default: the text parsed once into a
+vectorised NumPy evaluator, ``serving.window_sql``, ~1 ms a call whether it scores one
+transaction or a batch of them), ``duckdb`` (the engine that builds the offline features, on a
+cached single-thread connection per worker thread: ~10 ms a query however small the frame) and
+``sqlite`` (Python's SQLite runs the same text -- window RANGE frames, ``FLOOR``, ``CAST`` --
+with the online store attached: ~1-2 ms for one transaction's ~100 rows, growing faster with
+the frame than DuckDB). Every engine but DuckDB, the reference, is used only after it
+reproduced DuckDB's features on a canary frame at start-up (:func:`verify_engine`); ``auto``
+takes the compiled evaluator, else SQLite for requests of up to ``sqlite_max_rows``
+transactions and DuckDB above, and ``/admin/status`` says which engine was refused and why.
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from fraud_orchestration.features import FEATURES, SOURCE_VIEW, feature_sql
+from fraud_orchestration.features import FEATURE_NAMES, FEATURES, SOURCE_VIEW, feature_sql
 from fraud_orchestration.serving.schema import Transaction
+from fraud_orchestration.serving.window_sql import CompiledQuery, UnsupportedSQL
+from fraud_orchestration.settings import SERVING_ENGINES
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "duckdb", "sqlite")
+ENGINES = SERVING_ENGINES
 ENGINE_COLUMNS = [
     "transaction_id",
     "tx_datetime",
@@ -72,6 +74,14 @@ EXACT_KINDS = ("raw", "flag", "count")
 
 Row = tuple[int, int, int, int, float, int]
 """(transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, tx_fraud)."""
+_ROW_COLUMNS = (
+    "transaction_id",
+    "tx_time_seconds",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "tx_fraud",
+)
 
 
 class StoreUnavailableError(RuntimeError):
@@ -458,6 +468,29 @@ class SQLiteEngine(_Engine):
         connection.execute(f"DELETE FROM {REQUEST_IDS_TABLE}")
 
 
+class CompiledEngine(_Engine):
+    """THE SQL text compiled into a vectorised NumPy evaluator (``serving.window_sql``): no
+    query engine's fixed cost per request, and one call for a whole batch of requests."""
+
+    name = "compiled"
+
+    def __init__(self, sql: str) -> None:
+        self.query = CompiledQuery(sql, ["transaction_id", *FEATURE_NAMES])
+
+    def run(self, rows: Sequence[Row], request_ids: Sequence[int]) -> tuple[list[str], list]:
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(_ROW_COLUMNS))
+        columns = {name: table[:, j] for j, name in enumerate(_ROW_COLUMNS)}
+        ids = columns["transaction_id"]
+        sorter = np.argsort(ids)
+        wanted = np.asarray(request_ids, dtype=np.float64)
+        positions = sorter[np.searchsorted(ids, wanted, sorter=sorter)]
+        if not np.array_equal(ids[positions], wanted):
+            raise KeyError("a request transaction is missing from the frame")
+        result = self.query.evaluate(columns, positions)
+        names = list(result)
+        return names, [result[name] for name in names]
+
+
 def _request_rows_query(sql: str) -> str:
     """THE SQL text, unchanged, as a subquery; only the request's rows are kept."""
     return (
@@ -481,6 +514,9 @@ class FeatureMatrix:
     values: np.ndarray
     """``float64[rows, len(names)]`` in request order; NULL is NaN."""
 
+    def rows(self, start: int, end: int) -> FeatureMatrix:
+        return FeatureMatrix(self.names, self.values[start:end])
+
     def row(self, index: int) -> dict[str, float]:
         values = self.values[index]
         return {name: float(value) for name, value in zip(self.names, values, strict=True)}
@@ -489,9 +525,12 @@ class FeatureMatrix:
 class FeatureComputer:
     """Features for request transactions, from the online store and the recent events.
 
-    ``engine="auto"`` runs requests of up to ``sqlite_max_rows`` transactions on SQLite
-    (little fixed cost per query) and larger ones on DuckDB (faster on big frames); SQLite
-    only once it has reproduced DuckDB's features on the canary frame.
+    ``engine="auto"`` runs every request on the compiled evaluator once it has reproduced
+    DuckDB's features on the canary frame. Should it refuse the text (or differ), requests of
+    up to ``sqlite_max_rows`` transactions run on SQLite (little fixed cost per query) and
+    larger ones on DuckDB (faster on big frames), SQLite too only once it passed the canary.
+    ``compiled`` and ``sqlite`` ask for one engine (DuckDB if it is refused), ``duckdb`` for
+    the reference engine itself.
     """
 
     def __init__(
@@ -507,13 +546,25 @@ class FeatureComputer:
         self.store = store
         self.recent = recent
         self.sql = sql if sql is not None else feature_sql()
-        self.names = [feature.name for feature in FEATURES]
+        self.names = list(FEATURE_NAMES)
         self.requested_engine = engine
-        self.engine_note: str | None = None
+        notes: list[str] = []
         self.duckdb = DuckDBEngine(self.sql)
+        self.compiled: CompiledEngine | None = None
         self.sqlite: SQLiteEngine | None = None
         self.sqlite_max_rows = sqlite_max_rows if engine == "auto" else 0
-        if engine in ("sqlite", "auto"):
+        if engine in ("compiled", "auto"):
+            try:
+                compiled = CompiledEngine(self.sql)
+            except UnsupportedSQL as error:
+                problem: str | None = f"the text is not in its dialect: {error}"
+            else:
+                problem = verify_engine(compiled, self.duckdb)
+            if problem is None:
+                self.compiled = compiled
+            else:
+                notes.append(f"compiled refused: {problem}")
+        if engine == "sqlite" or (engine == "auto" and self.compiled is None):
             candidate = SQLiteEngine(self.sql)
             problem = verify_engine(candidate, self.duckdb)
             if problem is None:
@@ -521,10 +572,17 @@ class FeatureComputer:
                 if engine == "sqlite":
                     self.sqlite_max_rows = 1 << 62
             else:
-                self.engine_note = f"sqlite refused, using duckdb: {problem}"
-                log.warning(self.engine_note)
+                notes.append(f"sqlite refused: {problem}")
+        if notes:
+            fallback = self.sqlite.name if self.sqlite is not None else "duckdb"
+            self.engine_note: str | None = f"{'; '.join(notes)}; using {fallback}"
+            log.warning(self.engine_note)
+        else:
+            self.engine_note = None
 
     def engine_for(self, rows: int) -> _Engine:
+        if self.compiled is not None:
+            return self.compiled
         if self.sqlite is not None and rows <= self.sqlite_max_rows:
             return self.sqlite
         return self.duckdb
@@ -545,7 +603,7 @@ class FeatureComputer:
         """Open this thread's connections and run the SQL once on each engine."""
         rows = canary_rows()
         ids = [row[0] for row in rows[-4:]]
-        for engine in (self.duckdb, self.sqlite):
+        for engine in (self.duckdb, self.sqlite, self.compiled):
             if engine is not None:
                 self.compute_rows(rows, ids, engine)
 
@@ -563,6 +621,7 @@ class FeatureComputer:
     def status(self) -> dict[str, Any]:
         return {
             "engine": self.requested_engine,
+            "compiled": self.compiled is not None,
             "sqlite": self.sqlite is not None,
             "sqlite_max_rows": self.sqlite_max_rows if self.sqlite is not None else 0,
             "engine_note": self.engine_note,

@@ -29,6 +29,7 @@ import uvicorn
 from fraud_orchestration.resources.feature_store import LocalFeatureStore
 from fraud_orchestration.serving.app import ServingConfig, create_app
 from fraud_orchestration.serving.rules import RuleSet
+from fraud_orchestration.settings import SERVING_ENGINES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -215,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="extra budget for each transaction of a list after the first",
     )
-    parser.add_argument("--engine", choices=("auto", "duckdb", "sqlite"), default="auto")
+    parser.add_argument("--engine", choices=SERVING_ENGINES, default="auto")
     parser.add_argument("--reasons", choices=("approx", "exact", "none"), default="approx")
-    parser.add_argument("--workers", type=int, default=4, help="scoring threads")
+    parser.add_argument(
+        "--workers", type=int, default=ServingConfig.workers, help="scoring threads"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     paths = default_paths(args.home) if args.home else {}

@@ -78,9 +78,10 @@ def mismatches(offline: pd.DataFrame, answers: dict[int, dict]) -> list[str]:
 @pytest.mark.parametrize(
     ("engine", "singles", "chunk"),
     [
-        ("sqlite", 10**9, 0),  # every second's transactions on their own
+        ("compiled", 10**9, 0),  # every second's transactions on their own
+        ("sqlite", 10**9, 0),
         ("duckdb", 300, 50),  # the first 300 alone, then chunks of up to 50
-        ("auto", 600, 200),  # alone on SQLite, chunks above 16 rows on DuckDB
+        ("auto", 600, 200),  # the compiled evaluator, alone and in chunks
     ],
 )
 def test_online_features_equal_the_offline_store(
@@ -91,7 +92,9 @@ def test_online_features_equal_the_offline_store(
     server = start_server(engine=engine, budget_ms=5000, budget_ms_per_extra_row=50)
     status = httpx.get(f"{server.url}/admin/status").json()
     assert status["features"]["engine"] == engine
-    assert engine == "duckdb" or status["features"]["sqlite"] is True
+    assert status["features"]["engine_note"] is None
+    assert status["features"]["compiled"] is (engine in ("auto", "compiled"))
+    assert status["features"]["sqlite"] is (engine == "sqlite")
 
     answers = replay(server.url, requests_in_time_order(offline, singles, chunk))
 
