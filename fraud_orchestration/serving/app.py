@@ -164,6 +164,30 @@ class _Job:
             self.loop.call_soon_threadsafe(_resolve, self.future, answers)
 
 
+def take_batch(queue: deque[_Job], max_rows: int) -> list[_Job]:
+    """Take the oldest job and every later one that may join it from ``queue``: recorded
+    requests only (a probe's transactions must stay invisible to other requests), no
+    transaction twice, at most ``max_rows`` transactions (a larger request runs alone).
+    Jobs left behind keep their order."""
+    batch = [queue.popleft()]
+    if not batch[0].record:
+        return batch
+    rows = len(batch[0].transactions)
+    ids = {t.transaction_id for t in batch[0].transactions}
+    waiting: deque[_Job] = deque()
+    while queue:
+        job = queue.popleft()
+        job_ids = {t.transaction_id for t in job.transactions}
+        if job.record and rows + len(job.transactions) <= max_rows and not job_ids & ids:
+            batch.append(job)
+            rows += len(job.transactions)
+            ids |= job_ids
+        else:
+            waiting.append(job)
+    queue.extendleft(reversed(waiting))
+    return batch
+
+
 class ScoringService:
     """The state behind the app: model slots, online features, rules, counters."""
 
@@ -313,32 +337,12 @@ class ScoringService:
                 job.answer(job_answers)
 
     def _next_batch(self) -> list[_Job] | None:
-        """The oldest waiting job and every later one that may join it: recorded requests
-        only (a probe's transactions must stay invisible to other requests), no transaction
-        twice, at most ``batch_max_rows`` transactions (a larger request runs alone)."""
         with self._ready:
             while not self._queue and not self._closed:
                 self._ready.wait()
             if self._closed:
                 return None
-            batch = [self._queue.popleft()]
-            if not batch[0].record:
-                return batch
-            rows = len(batch[0].transactions)
-            ids = {t.transaction_id for t in batch[0].transactions}
-            waiting: deque[_Job] = deque()
-            while self._queue:
-                job = self._queue.popleft()
-                job_ids = {t.transaction_id for t in job.transactions}
-                fits = rows + len(job.transactions) <= self.config.batch_max_rows
-                if job.record and fits and not job_ids & ids:
-                    batch.append(job)
-                    rows += len(job.transactions)
-                    ids |= job_ids
-                else:
-                    waiting.append(job)
-            self._queue.extendleft(reversed(waiting))
-            return batch
+            return take_batch(self._queue, self.config.batch_max_rows)
 
     def score_batch(self, batch: list[_Job]) -> list[list[dict[str, Any]] | None]:
         """Features of every transaction of the batch in one pass, then the model in one

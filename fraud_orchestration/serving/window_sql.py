@@ -13,7 +13,7 @@ expression tree once, at start-up, and evaluates it over a small frame with NumP
   repeats it;
 * scalar expressions (arithmetic, comparisons, ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``,
   ``FLOOR``) run on float64 arrays with NaN standing for NULL, with SQL's NULL rules
-  (comparisons with NULL are NULL, ``x / 0`` is NULL, ``%`` truncates like ``fmod``).
+  (comparisons with NULL are NULL, ``x / 0`` is an error, ``%`` truncates like ``fmod``).
 
 The dialect is the small one the feature file is written in (the one DuckDB and Spark share).
 Anything else -- another function, a ``ROWS`` frame, a subquery -- is refused with
@@ -38,6 +38,11 @@ Columns = dict[str, np.ndarray]
 
 class UnsupportedSQL(ValueError):
     """The text uses SQL this evaluator does not implement."""
+
+
+class DivisionByZero(ArithmeticError):
+    """``x / 0`` or ``x % 0`` with x not NULL. Spark 4 (ANSI) raises, DuckDB 2 raises or
+    answers inf depending on the plan: no value would be the reference's, so none is given."""
 
 
 # --------------------------------------------------------------------------- tokens
@@ -357,9 +362,11 @@ def _arithmetic(symbol: str, a: Value, b: Value) -> Value:
             return a - b
         if symbol == "*":
             return a * b
+        if np.any(np.equal(b, 0) & ~np.isnan(a)):
+            raise DivisionByZero(f"division by zero in {symbol}")
         if symbol == "/":
-            return _nan_where(np.equal(b, 0), np.divide(a, b))  # SQL: x / 0 is NULL
-        return _nan_where(np.equal(b, 0), np.fmod(a, b))  # SQL's % truncates toward zero
+            return np.divide(a, b)
+        return np.fmod(a, b)  # SQL's % truncates toward zero
 
 
 def _three_valued(kind: str, a: Value, b: Value) -> np.ndarray:
