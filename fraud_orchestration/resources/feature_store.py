@@ -116,6 +116,10 @@ class LocalFeatureStore(FeatureStore):
     def publish_online(
         self, cards: pd.DataFrame, terminals: pd.DataFrame, as_of_seconds: int
     ) -> dict:
+        # Rows are written in (entity, time) order, so one card's or terminal's history lies
+        # on a few adjacent pages: the service reads it with one short index range scan.
+        cards = cards.sort_values(["customer_id", "tx_time_seconds", "transaction_id"])
+        terminals = terminals.sort_values(["terminal_id", "tx_time_seconds", "transaction_id"])
         with atomic_path(self.online_path) as tmp:
             with sqlite3.connect(tmp) as connection:
                 cards.to_sql("card_history", connection, index=False)

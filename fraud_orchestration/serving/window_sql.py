@@ -349,24 +349,22 @@ def _nan_where(mask: Any, values: Value) -> np.ndarray:
 
 
 def _compare(symbol: str, a: Value, b: Value) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        result = _COMPARE[symbol](a, b).astype(np.float64)
+    result = _COMPARE[symbol](a, b).astype(np.float64)
     return _nan_where(np.isnan(a) | np.isnan(b), result)
 
 
 def _arithmetic(symbol: str, a: Value, b: Value) -> Value:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if symbol == "+":
-            return a + b
-        if symbol == "-":
-            return a - b
-        if symbol == "*":
-            return a * b
-        if np.any(np.equal(b, 0) & ~np.isnan(a)):
-            raise DivisionByZero(f"division by zero in {symbol}")
-        if symbol == "/":
-            return np.divide(a, b)
-        return np.fmod(a, b)  # SQL's % truncates toward zero
+    if symbol == "+":
+        return a + b
+    if symbol == "-":
+        return a - b
+    if symbol == "*":
+        return a * b
+    if np.any(np.equal(b, 0) & ~np.isnan(a)):
+        raise DivisionByZero(f"division by zero in {symbol}")
+    if symbol == "/":
+        return np.divide(a, b)
+    return np.fmod(a, b)  # SQL's % truncates toward zero
 
 
 def _three_valued(kind: str, a: Value, b: Value) -> np.ndarray:
@@ -471,13 +469,13 @@ def _compile_call(function: str, arguments: list[Compiled]) -> Compiled:
 
 
 class _Frames:
-    """Where each output row's frame lies in the input sorted by (partition, order value)."""
+    """Where each output row's frame lies in the input sorted by (partition, order value):
+    ``sorted[starts[i]:ends[i]]``, possibly empty."""
 
-    def __init__(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
-        self.order = order
-        """Permutation sorting the input rows by (partition, order value)."""
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.starts = starts
+        self.ends = ends
         self.sizes = (ends - starts).astype(np.float64)
-        """Rows in each output row's frame, ``sorted[starts[i]:ends[i]]``."""
         self.empty = ends == starts
         self.indices = np.empty(2 * len(starts), dtype=np.int64)
         """``reduceat`` indices: (start, end) pairs; the values get one padding element,
@@ -489,6 +487,27 @@ class _Frames:
         """``ufunc.reduce(sorted values[start:end])`` per output row; ``empty`` if none."""
         padded = np.concatenate((values, (empty,)))
         return np.where(self.empty, empty, ufunc.reduceat(padded, self.indices)[0::2])
+
+
+class _SortedArgument:
+    """An aggregate's argument in a partitioning's order, shared by every aggregate of it:
+    its non-NULL values counted cumulatively (a frame's count is a difference of two)."""
+
+    def __init__(self, values: np.ndarray, order: np.ndarray) -> None:
+        self.values = values[order]
+        present = ~np.isnan(self.values)
+        self.all_present = bool(present.all())
+        self.present = present
+        self.cumulative = np.concatenate(((0,), np.cumsum(present)))
+
+    def counts(self, frames: _Frames) -> np.ndarray:
+        if self.all_present:
+            return frames.sizes
+        return (self.cumulative[frames.ends] - self.cumulative[frames.starts]).astype(np.float64)
+
+    def filled(self, fill: float) -> np.ndarray:
+        """The values with NULL replaced by ``fill`` (the reduction's identity)."""
+        return self.values if self.all_present else np.where(self.present, self.values, fill)
 
 
 class _Partitioning:
@@ -525,39 +544,38 @@ class _Partitioning:
         """Frame bounds for the output rows (indices ``rows`` into the input)."""
         at = self.partition[rows] * self.span + (self.values[rows] - self.low)
         return _Frames(
-            self.order,
             np.searchsorted(self.sorted_keys, at + window.lower, side="left"),
             np.searchsorted(self.sorted_keys, at + window.upper, side="right"),
         )
 
 
-def _aggregate(function: str, argument: Value, frames: _Frames) -> np.ndarray:
+def _aggregate(function: str, argument: _SortedArgument, frames: _Frames) -> np.ndarray:
     """``function`` of ``argument`` over each output row's frame; SQL's NULL rules."""
-    if np.ndim(argument) == 0:  # a constant: COUNT(*) counts the constant 1
-        value = float(argument)  # type: ignore[arg-type]
-        if np.isnan(value):
-            if function == "COUNT":
-                return np.zeros_like(frames.sizes)
-            return np.full_like(frames.sizes, np.nan)
-        if function == "COUNT":
-            return frames.sizes
-        per_frame = frames.sizes * value if function == "SUM" else np.full_like(frames.sizes, value)
-        return _nan_where(frames.empty, per_frame)
-    sorted_argument = np.asarray(argument)[frames.order]
-    present = ~np.isnan(sorted_argument)
-    counts = frames.reduce(np.add, present.astype(np.float64), 0.0)
+    counts = argument.counts(frames)
     if function == "COUNT":
         return counts
     if function in ("SUM", "AVG"):
-        sums = frames.reduce(np.add, np.where(present, sorted_argument, 0.0), 0.0)
+        sums = frames.reduce(np.add, argument.filled(0.0), 0.0)
         if function == "AVG":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sums = sums / counts
+            sums = sums / counts
         return _nan_where(counts == 0, sums)
     fill = -np.inf if function == "MAX" else np.inf
     ufunc = np.maximum if function == "MAX" else np.minimum
-    extremes = frames.reduce(ufunc, np.where(present, sorted_argument, fill), fill)
-    return _nan_where(counts == 0, extremes)
+    return _nan_where(counts == 0, frames.reduce(ufunc, argument.filled(fill), fill))
+
+
+def _constant_aggregate(function: str, value: float, frames: _Frames) -> np.ndarray:
+    """``function`` of a constant (``COUNT(*)`` counts the constant 1) over each frame."""
+    if np.isnan(value):
+        return (
+            np.zeros_like(frames.sizes)
+            if function == "COUNT"
+            else np.full_like(frames.sizes, np.nan)
+        )
+    if function == "COUNT":
+        return frames.sizes
+    per_frame = frames.sizes * value if function == "SUM" else np.full_like(frames.sizes, value)
+    return _nan_where(frames.empty, per_frame)
 
 
 # --------------------------------------------------------------------------- compiled query
@@ -587,20 +605,39 @@ class CompiledQuery:
         )
 
     def evaluate(self, columns: Columns, rows: np.ndarray) -> Columns:
-        """The outputs for the input rows ``rows`` (indices), each window over all rows."""
+        """The outputs for the input rows ``rows`` (indices), each window over all rows.
+        NumPy's warnings are off: NaN is NULL here, and 0 / 0 (AVG of an empty frame, then
+        replaced by NULL) is expected."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._evaluate(columns, rows)
+
+    def _evaluate(self, columns: Columns, rows: np.ndarray) -> Columns:
         partitionings: dict[tuple, _Partitioning] = {}
         frames: dict[str, _Frames] = {}
+        arguments: dict[Node, Value] = {}
+        sorted_arguments: dict[tuple, _SortedArgument] = {}
         everything = _Context(columns, {})
         aggregates: dict[Node, np.ndarray] = {}
         for node, argument in self.aggregates:
-            window_name = node[3]
+            function, argument_node, window_name = node[1], node[2], node[3]
+            window = self.windows[window_name]
+            sorting = (window.partition_by, window.order_by)
+            if sorting not in partitionings:
+                partitionings[sorting] = _Partitioning(columns, *sorting, self.reach)
             if window_name not in frames:
-                window = self.windows[window_name]
-                sorting = (window.partition_by, window.order_by)
-                if sorting not in partitionings:
-                    partitionings[sorting] = _Partitioning(columns, *sorting, self.reach)
                 frames[window_name] = partitionings[sorting].frames(rows, window)
-            aggregates[node] = _aggregate(node[1], argument(everything), frames[window_name])
+            if argument_node not in arguments:
+                arguments[argument_node] = argument(everything)
+            values = arguments[argument_node]
+            if np.ndim(values) == 0:
+                constant = float(values)  # type: ignore[arg-type]
+                aggregates[node] = _constant_aggregate(function, constant, frames[window_name])
+                continue
+            key = (argument_node, sorting)
+            if key not in sorted_arguments:
+                order = partitionings[sorting].order
+                sorted_arguments[key] = _SortedArgument(np.asarray(values), order)
+            aggregates[node] = _aggregate(function, sorted_arguments[key], frames[window_name])
         selected = _Context({name: values[rows] for name, values in columns.items()}, aggregates)
         results: Columns = {}
         for name, output in self.outputs:
