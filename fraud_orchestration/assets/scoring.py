@@ -1,11 +1,14 @@
 """``transaction_scores``: the batch half of hybrid scoring, with the day's investigation list."""
 
+from datetime import date
+
 import pandas as pd
 import pyarrow as pa
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from fraud_orchestration.assets.features import FEATURES_TABLE
 from fraud_orchestration.modeling.deployed import deployed_model
+from fraud_orchestration.modeling.trainer import TrainedModel
 from fraud_orchestration.partitions import daily_partitions, partition_day
 from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.resources.model_registry import ModelRegistry
@@ -33,12 +36,7 @@ def transaction_scores(
     day = partition_day(context.partition_key)
     deployed = deployed_model(context.instance, model_registry)
     model = deployed.model
-    features = lake.read_partitions(FEATURES_TABLE, [day], columns=SCORED_KEYS + model.features)
-    scores = features[SCORED_KEYS].assign(
-        score=model.predict(features),
-        model_version=deployed.version,
-    )
-    scores["decision"] = (scores["score"] >= model.decision_threshold).astype("int8")
+    scores = score_partition(lake, day, model, deployed.version)
     uri = lake.write_partition(
         SCORES_TABLE, day, pa.Table.from_pandas(scores, preserve_index=False)
     )
@@ -56,6 +54,20 @@ def transaction_scores(
             "path": MetadataValue.path(uri),
         }
     )
+
+
+def score_partition(lake: Lake, day: date, model: TrainedModel, version: int) -> pd.DataFrame:
+    """The day's offline features scored by ``model``: one row per transaction with its keys,
+    score, model version and decision. Only the keys and the model's features are read, into
+    Arrow and from there straight into XGBoost's float32 matrix."""
+    features = lake.read_table(FEATURES_TABLE, [day], columns=SCORED_KEYS + model.features)
+    if features is None:
+        raise Failure(f"no {FEATURES_TABLE} partition for {day}", allow_retries=False)
+    scores = features.select(SCORED_KEYS).to_pandas()
+    scores["score"] = model.predict(features)
+    scores["model_version"] = version
+    scores["decision"] = (scores["score"] >= model.decision_threshold).astype("int8")
+    return scores
 
 
 def top_cards(scores: pd.DataFrame, k: int = INVESTIGATION_CARDS) -> pd.DataFrame:

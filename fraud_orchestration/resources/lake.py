@@ -42,14 +42,22 @@ class Lake(ConfigurableResource, ABC):
     ) -> pd.DataFrame:
         """The named partitions that exist, concatenated in day order (only ``columns``, when
         given: Parquet then reads nothing else)."""
-        frames = [
-            pq.read_table(self._open(self.table_uri(table, day)), columns=columns).to_pandas()
+        data = self.read_table(table, days, columns)
+        return data.to_pandas() if data is not None else pd.DataFrame()
+
+    def read_table(
+        self, table: str, days: list[date], columns: list[str] | None = None
+    ) -> pa.Table | None:
+        """:meth:`read_partitions` as one Arrow table (None when no partition exists), for
+        readers that need no DataFrame (the batch scoring path)."""
+        tables = [
+            pq.ParquetFile(self._open(self.table_uri(table, day))).read(columns=columns)
             for day in days
             if self.partition_exists(table, day)
         ]
-        if not frames:
-            return pd.DataFrame()
-        return pd.concat(frames, ignore_index=True)
+        if not tables:
+            return None
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def existing_uris(self, table: str, days: list[date]) -> list[str]:
         return [self.table_uri(table, day) for day in days if self.partition_exists(table, day)]
