@@ -28,9 +28,14 @@ than ``max_rows`` transactions) or a 415 (neither JSON nor CSV), always with
 
 Each request has ``budget_ms`` (default 200) from arrival to answer, plus
 ``budget_ms_per_extra_row`` (default 2) for every transaction of a list after the first.
-Features and the model run on a worker thread; when the model's measured cost would overrun
-the budget, or the worker has not answered when the budget is spent, the rules answer
-instead (with the features when they were ready, otherwise with the amount alone).
+Features and the model run on scoring threads with dynamic batching: a free thread takes
+every request waiting (up to ``batch_max_rows`` transactions; probes sent with
+``record=false`` run alone) and computes their features and scores in one pass, so under
+concurrency the fixed cost of a feature evaluation and of an XGBoost call is paid once per
+batch instead of once per request. Transactions of one batch see each other exactly as the
+offline windows do, by event time. When the model's measured cost would overrun a request's
+budget, or no thread has answered when the budget is spent, the rules answer instead (with
+the features when they were ready, otherwise with the amount alone).
 
 Admin endpoints (blue/green deploys driven by a separate process; loopback clients only):
 
