@@ -233,6 +233,8 @@ class ScoringService:
         for thread in threads:
             thread.start()
         warm.wait(timeout=60)
+        if not all(thread.is_alive() for thread in threads):
+            raise RuntimeError("a scoring thread failed to open its feature engines")
         return threads
 
     # ---------------------------------------------------------------- models
@@ -326,9 +328,11 @@ class ScoringService:
     # ---------------------------------------------------------------- scoring
 
     def _scoring_loop(self, warm: threading.Barrier) -> None:
-        self.computer.warm_up()
-        with contextlib.suppress(threading.BrokenBarrierError):
-            warm.wait(timeout=60)
+        try:
+            self.computer.warm_up()
+        finally:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                warm.wait(timeout=60)
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -383,11 +387,10 @@ class ScoringService:
         for job in jobs:
             slot = self.active
             remaining_ms = (job.deadline - time.perf_counter()) * 1000
-            if (
-                job.abandoned
-                or slot is None
-                or slot.estimate_ms(len(job.transactions)) > (remaining_ms)
-            ):
+            affordable = slot is not None and slot.estimate_ms(len(job.transactions)) <= (
+                remaining_ms
+            )
+            if job.abandoned or not affordable:
                 results.append(self.rules_answers(job, "time_budget"))
             else:
                 assert job.features is not None

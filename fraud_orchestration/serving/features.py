@@ -483,7 +483,8 @@ class CompiledEngine(_Engine):
         ids = columns["transaction_id"]
         sorter = np.argsort(ids)
         wanted = np.asarray(request_ids, dtype=np.float64)
-        positions = sorter[np.searchsorted(ids, wanted, sorter=sorter)]
+        found = np.searchsorted(ids, wanted, sorter=sorter)
+        positions = sorter[np.minimum(found, len(ids) - 1)]
         if not np.array_equal(ids[positions], wanted):
             raise KeyError("a request transaction is missing from the frame")
         result = self.query.evaluate(columns, positions)
