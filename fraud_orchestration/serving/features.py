@@ -609,14 +609,19 @@ class FeatureComputer:
                 self.compute_rows(rows, ids, engine)
 
     def _matrix(self, names: list[str], columns: list, request_ids: Sequence[int]) -> FeatureMatrix:
-        missing = [name for name in self.names if name not in names]
+        by_name = dict(zip(names, columns, strict=True))
+        missing = [name for name in self.names if name not in by_name]
         if missing:
             raise RuntimeError(f"the feature SQL did not produce {missing}")
-        position = {int(i): n for n, i in enumerate(columns[names.index("transaction_id")])}
-        order = np.array([position[i] for i in request_ids], dtype=np.int64)
+        ids = [int(i) for i in by_name["transaction_id"]]
+        if ids == list(request_ids):  # already in request order (the compiled engine)
+            order: slice | np.ndarray = slice(None)
+        else:
+            position = {i: n for n, i in enumerate(ids)}
+            order = np.array([position[i] for i in request_ids], dtype=np.int64)
         values = np.empty((len(request_ids), len(self.names)), dtype=np.float64)
         for j, name in enumerate(self.names):
-            values[:, j] = np.asarray(columns[names.index(name)][order], dtype=np.float64)
+            values[:, j] = np.asarray(by_name[name][order], dtype=np.float64)
         return FeatureMatrix(self.names, values)
 
     def status(self) -> dict[str, Any]:

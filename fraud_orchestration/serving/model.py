@@ -66,7 +66,11 @@ class ModelSlot:
     def predict(self, values: np.ndarray) -> np.ndarray:
         """Fraud probabilities for rows of the service's feature matrix."""
         x = np.ascontiguousarray(values[:, self.columns], dtype=np.float32)
-        scores = self.booster.inplace_predict(x, iteration_range=self.iteration_range)
+        # The columns were picked by name at load time (``columns``); re-validating the
+        # booster's feature names on every call would cost more than one row's prediction.
+        scores = self.booster.inplace_predict(
+            x, iteration_range=self.iteration_range, validate_features=False
+        )
         return np.asarray(scores, dtype=np.float64).reshape(len(x))
 
     def reasons(self, values: np.ndarray) -> list[list[dict[str, Any]]]:
@@ -74,12 +78,13 @@ class ModelSlot:
             return [[] for _ in range(len(values))]
         selected = values[:, self.columns]
         x = np.ascontiguousarray(selected, dtype=np.float32)
-        matrix = xgb.DMatrix(x, feature_names=self.features, nthread=1)
+        matrix = xgb.DMatrix(x, nthread=1)
         contributions = self.booster.predict(
             matrix,
             pred_contribs=True,
             approx_contribs=self.reasons_method == "approx",
             iteration_range=self.iteration_range,
+            validate_features=False,  # as in predict: the columns are the model's, in order
         )[:, : len(self.features)]
         top = np.argsort(-contributions, axis=1, kind="stable")[:, : self.top_reasons]
         return [
