@@ -9,8 +9,8 @@ expression tree once, at start-up, and evaluates it over a small frame with NumP
   constant offsets) becomes one sort of the frame by (partition, order value) and two
   ``searchsorted`` calls giving each output row's frame bounds;
 * every aggregate (``COUNT(*)``, ``COUNT``, ``SUM``, ``AVG``, ``MIN``, ``MAX`` of any row
-  expression) is one ``reduceat`` over its argument, computed once however often the text
-  repeats it;
+  expression) is one ``reduceat`` over its argument sorted the window's way (counts: the
+  difference of two cumulative counts), computed once however often the text repeats it;
 * scalar expressions (arithmetic, comparisons, ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``,
   ``FLOOR``) run on float64 arrays with NaN standing for NULL, with SQL's NULL rules
   (comparisons with NULL are NULL, ``x / 0`` is an error, ``%`` truncates like ``fmod``).
@@ -112,8 +112,8 @@ class _Parser:
         self.tokens = _tokens(text)
         self.index = 0
 
-    def peek(self, offset: int = 0) -> tuple[str, str]:
-        return self.tokens[self.index + offset]
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.index]
 
     def take(self) -> tuple[str, str]:
         token = self.tokens[self.index]
@@ -638,7 +638,7 @@ class CompiledQuery:
                 order = partitionings[sorting].order
                 sorted_arguments[key] = _SortedArgument(np.asarray(values), order)
             aggregates[node] = _aggregate(function, sorted_arguments[key], frames[window_name])
-        selected = _Context({name: values[rows] for name, values in columns.items()}, aggregates)
+        selected = _Context({name: column[rows] for name, column in columns.items()}, aggregates)
         results: Columns = {}
         for name, output in self.outputs:
             values = output(selected)
