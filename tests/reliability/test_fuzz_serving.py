@@ -13,16 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraud_orchestration.serving.app import ServingConfig, create_app
+from tests.serving.test_schema_fuzz import GOOD
 
 pytestmark = pytest.mark.reliability
 
-GOOD = {
-    "transaction_id": 1,
-    "tx_datetime": "2018-05-10T12:00:00",
-    "customer_id": 5,
-    "terminal_id": 7,
-    "tx_amount": 42.5,
-}
 VALUES = st.recursive(
     st.none()
     | st.booleans()
