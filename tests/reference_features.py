@@ -17,14 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from fraud_orchestration.features import HANDBOOK_FEATURES
-from fraud_orchestration.ingestion.parse import TYPED_COLUMNS
-from fraud_orchestration.schema import RAW_DTYPES, as_raw_transactions
+from fraud_orchestration.schema import as_raw_transactions
 
 WINDOWS_DAYS = (1, 7, 30)
 DELAY_DAYS = 7
-
-
-assert list(RAW_DTYPES) == TYPED_COLUMNS
 
 
 def read_handbook(raw_dir: Path) -> pd.DataFrame:

@@ -17,21 +17,12 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from fraud_orchestration.schema import EVENT_FIELDS
+from fraud_orchestration.schema import EVENT_FIELDS, RAW_DTYPES
 
 INT64_MAX = 2**63 - 1
 INTEGER_FIELDS = ("transaction_id", "customer_id", "terminal_id", "tx_fraud", "tx_fraud_scenario")
 
-TYPED_COLUMNS = [
-    "transaction_id",
-    "tx_datetime",
-    "tx_time_seconds",
-    "customer_id",
-    "terminal_id",
-    "tx_amount",
-    "tx_fraud",
-    "tx_fraud_scenario",
-]
+TYPED_COLUMNS = list(RAW_DTYPES)
 """Columns of a parsed (typed) row; ``tx_time_seconds`` is whole epoch seconds, UTC."""
 
 PROVENANCE_COLUMNS = ["landing_key", "line_number", "raw_line"]

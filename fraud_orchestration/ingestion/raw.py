@@ -19,6 +19,7 @@ from fraud_orchestration.ingestion.parse import (
 )
 from fraud_orchestration.ingestion.validate import run_suite
 from fraud_orchestration.partitions import day_bounds_seconds
+from fraud_orchestration.schema import RAW_DTYPES
 
 DUPLICATE_REASON = "duplicate_transaction_id"
 QUARANTINE_COLUMNS = ["partition_date", *PROVENANCE_COLUMNS, "reason"]
@@ -94,14 +95,4 @@ def ingest_day(day: date, files: list[tuple[str, bytes]]) -> IngestedDay:
 
 def _valid_types(valid: pd.DataFrame) -> pd.DataFrame:
     """Every column is non-null after validation: use plain numpy types for the lake."""
-    return valid.astype(
-        {
-            "transaction_id": "int64",
-            "tx_time_seconds": "int64",
-            "customer_id": "int64",
-            "terminal_id": "int64",
-            "tx_amount": "float64",
-            "tx_fraud": "int32",
-            "tx_fraud_scenario": "int32",
-        }
-    ).assign(tx_datetime=lambda f: f["tx_datetime"].astype("datetime64[us]"))
+    return valid.astype(RAW_DTYPES)

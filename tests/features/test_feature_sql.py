@@ -8,7 +8,8 @@ import pytest
 
 from fraud_orchestration.features import FEATURE_NAMES, HANDBOOK_FEATURES
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
-from tests.reference_features import as_raw_transactions, reference_features
+from fraud_orchestration.schema import as_raw_transactions
+from tests.reference_features import reference_features
 
 T0 = pd.Timestamp("2018-04-10 12:00:00")
 SECOND = pd.Timedelta(seconds=1)

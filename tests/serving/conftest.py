@@ -20,10 +20,10 @@ from fraud_orchestration.modeling.trainer import TrainingParams, train_model
 from fraud_orchestration.partitions import day_bounds_seconds
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
 from fraud_orchestration.resources.feature_store import LocalFeatureStore
+from fraud_orchestration.schema import as_raw_transactions
 from fraud_orchestration.serving.app import ServingConfig
 from fraud_orchestration.serving.server import BackgroundServer
 from fraud_orchestration.simulator import SimulationConfig, generate
-from tests.reference_features import as_raw_transactions
 
 START = date(2018, 4, 1)
 N_DAYS = 40

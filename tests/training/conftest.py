@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
+from fraud_orchestration.schema import as_raw_transactions
 from fraud_orchestration.simulator import SimulationConfig, generate
-from tests.reference_features import as_raw_transactions
 
 SIMULATION = SimulationConfig(n_customers=600, n_terminals=800, n_days=42, seed=7)
 """About 1,200 transactions a day: 14 days of look-back before a 7 / 7 / 7 handbook split."""

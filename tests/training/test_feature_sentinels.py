@@ -11,7 +11,7 @@ from fraud_orchestration.features import (
     SECONDS_SENTINEL_30_DAYS,
     SECONDS_SENTINEL_37_DAYS,
 )
-from tests.reference_features import as_raw_transactions
+from fraud_orchestration.schema import as_raw_transactions
 
 from .conftest import compute_features
 
