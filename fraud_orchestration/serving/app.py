@@ -357,12 +357,10 @@ class ScoringService:
     def score_batch(self, batch: list[_Job]) -> list[list[dict[str, Any]] | None]:
         """Features of every transaction of the batch in one pass, then the model in one
         pass; each job's own answers (None for a job abandoned before it started)."""
-        jobs = [job for job in batch if not job.abandoned]
-        answers: dict[int, list[dict[str, Any]]] = {}
-        if jobs:
-            for job, job_answers in zip(jobs, self._score_jobs(jobs), strict=True):
-                answers[id(job)] = job_answers
-        return [answers.get(id(job)) for job in batch]
+        started = [not job.abandoned for job in batch]  # read once: the loop may flip it
+        jobs = [job for job, live in zip(batch, started, strict=True) if live]
+        scored = iter(self._score_jobs(jobs) if jobs else [])
+        return [next(scored) if live else None for live in started]
 
     def _score_jobs(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
         transactions = [t for job in jobs for t in job.transactions]

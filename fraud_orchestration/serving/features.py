@@ -58,17 +58,6 @@ from fraud_orchestration.settings import SERVING_ENGINES
 
 log = logging.getLogger(__name__)
 
-ENGINES = SERVING_ENGINES
-ENGINE_COLUMNS = [
-    "transaction_id",
-    "tx_datetime",
-    "tx_time_seconds",
-    "customer_id",
-    "terminal_id",
-    "tx_amount",
-    "tx_fraud",
-]
-"""The columns of the view the feature SQL reads."""
 REQUEST_IDS_TABLE = "serving_request_ids"
 EXACT_KINDS = ("raw", "flag", "count")
 
@@ -542,8 +531,8 @@ class FeatureComputer:
         sql: str | None = None,
         sqlite_max_rows: int = 16,
     ) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine not in SERVING_ENGINES:
+            raise ValueError(f"engine must be one of {SERVING_ENGINES}, got {engine!r}")
         self.store = store
         self.recent = recent
         self.sql = sql if sql is not None else feature_sql()
@@ -613,12 +602,8 @@ class FeatureComputer:
         missing = [name for name in self.names if name not in by_name]
         if missing:
             raise RuntimeError(f"the feature SQL did not produce {missing}")
-        ids = [int(i) for i in by_name["transaction_id"]]
-        if ids == list(request_ids):  # already in request order (the compiled engine)
-            order: slice | np.ndarray = slice(None)
-        else:
-            position = {i: n for n, i in enumerate(ids)}
-            order = np.array([position[i] for i in request_ids], dtype=np.int64)
+        position = {int(i): n for n, i in enumerate(by_name["transaction_id"])}
+        order = np.array([position[i] for i in request_ids], dtype=np.int64)
         values = np.empty((len(request_ids), len(self.names)), dtype=np.float64)
         for j, name in enumerate(self.names):
             values[:, j] = np.asarray(by_name[name][order], dtype=np.float64)
