@@ -38,7 +38,7 @@ class EndpointConfig(Config):
 @asset(
     deps=["fraud_model"],
     group_name="serving",
-    kinds={"xgboost", "fastapi"},
+    kinds={"xgboost", "uvicorn"},
     owners=["team:fraud-ml"],
     retry_policy=EXTERNAL_IO,
 )

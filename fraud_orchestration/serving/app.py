@@ -1,4 +1,5 @@
-"""The scoring service: an ASGI app with the SageMaker inference container contract.
+"""The scoring service: a plain ASGI 3 app (no web framework, for the per-request CPU) with
+the SageMaker inference container contract, run by uvicorn (``serving.server``).
 
 ``GET /ping``          200 while the service can answer (the rules always can).
 ``POST /invocations``  ``application/json`` (one transaction -> one answer; a list ->
@@ -24,7 +25,9 @@ that fired (``{"rule": "high_amount", "score": 0.9}``).
 Bad input is a 400 (malformed JSON, a missing, unknown or mistyped field, an out-of-range
 value, a bad CSV header or row, an empty request), a 413 (body over ``max_body_bytes``, more
 than ``max_rows`` transactions) or a 415 (neither JSON nor CSV), always with
-``{"error": <code>, "message": <what is wrong>}``.
+``{"error": <code>, "message": <what is wrong>}``. So are an unknown path (404) and a known
+one with another method (405, with ``Allow``). A failure of the service itself is a logged
+500 (``internal_error``); bad input never is.
 
 Each request has ``budget_ms`` (default 200) from arrival to answer, plus
 ``budget_ms_per_extra_row`` (default 2) for every transaction of a list after the first.
@@ -37,7 +40,8 @@ offline windows do, by event time. When the model's measured cost would overrun 
 budget, or no thread has answered when the budget is spent, the rules answer instead (with
 the features when they were ready, otherwise with the amount alone).
 
-Admin endpoints (blue/green deploys driven by a separate process; loopback clients only):
+Admin endpoints (blue/green deploys driven by a separate process; loopback clients only, a
+403 for others; all of them 404 when ``admin`` is off):
 
 ``GET /admin/status``   the active model, the previous one, the store, counters, settings.
 ``POST /admin/load``    ``{"model_dir": ..., "version": ...}``, ``{"registry_version": n}`` or
@@ -55,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import gc
 import io
 import json
@@ -62,14 +67,13 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from fraud_orchestration.features import feature_definition_version
 from fraud_orchestration.resources.model_registry import (
@@ -519,49 +523,130 @@ class ScoringService:
             self._ready.notify_all()
 
 
-def create_app(config: ServingConfig | None = None) -> FastAPI:
+def create_app(config: ServingConfig | None = None) -> ScoringApp:
     """The ASGI app. Loads ``config.model_dir`` (or the registry's champion) when given; a
     model that fails to load leaves the rules answering, and ``/admin/status`` says why."""
-    config = config or ServingConfig()
-    service = ScoringService(config)
+    service = ScoringService(config or ServingConfig())
     _initial_model(service)
     # Everything allocated so far (the imported libraries, the model, the engines) lives as
     # long as the process: keep it out of the garbage collector's full collections, which
     # otherwise stop every thread for 50-200 ms every few hundred requests.
     gc.collect()
     gc.freeze()
+    return ScoringApp(service)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        service.close()
 
-    app = FastAPI(
-        title="fraud scoring",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        lifespan=lifespan,
-    )
-    app.state.service = service
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
-    @app.get("/ping")
-    async def ping() -> Response:
-        body = {
-            "status": "ok",
-            "model_version": _version(service.active),
-            "fallback_only": service.active is None,
+
+class Response(NamedTuple):
+    """An answer: its status, body and raw headers (``content-length`` and ``content-type``
+    included)."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+class _Request:
+    """What the handlers read of an HTTP request: the first value of a repeated header, the
+    last of a repeated query parameter, the body through ``receive``."""
+
+    __slots__ = ("headers", "query", "receive")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
+        query = scope["query_string"].decode("latin-1")
+        self.query = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        self.receive = receive
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+
+Handler = Callable[[_Request], Awaitable[Response]]
+
+
+class _Disconnected(Exception):
+    """The client went away before its request body arrived: there is no one to answer."""
+
+
+class ScoringApp:
+    """The scoring service as a plain ASGI 3 app: a web framework's middleware and request
+    objects cost 0.15-0.25 ms of CPU per request, against a budget of about 0.4 ms in all."""
+
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+        self.config = service.config
+        self.routes: dict[str, tuple[str, Handler]] = {
+            "/ping": ("GET", self.ping),
+            "/invocations": ("POST", self.invocations),
+            "/admin/status": ("GET", self.admin_status),
+            "/admin/load": ("POST", self.admin_load),
+            "/admin/rollback": ("POST", self.admin_rollback),
+            "/admin/unload": ("POST", self.admin_unload),
+            "/admin/refresh-store": ("POST", self.admin_refresh_store),
         }
-        return _json(body)
 
-    @app.post("/invocations")
-    async def invocations(request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})  # the server answers 403
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.service.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        route = self.routes.get(path)
+        if route is None:
+            response = _error(404, "not_found", f"there is no endpoint {path[:100]!r}")
+        elif scope["method"] != route[0]:
+            response = _error(
+                405, "method_not_allowed", f"{path} answers {route[0]}", {"allow": route[0]}
+            )
+        else:
+            try:
+                refusal = _admin_refusal(scope, self.config) if path.startswith("/admin/") else None
+                response = refusal or await route[1](_Request(scope, receive))
+            except _Disconnected:
+                return
+            except Exception:
+                log.exception("%s %s failed", scope["method"], path)
+                response = _error(500, "internal_error", "the service failed; its log says why")
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def ping(self, _: _Request) -> Response:
+        active = self.service.active
+        return _json(
+            {"status": "ok", "model_version": _version(active), "fallback_only": active is None}
+        )
+
+    async def invocations(self, request: _Request) -> Response:
         arrived = time.perf_counter()
+        service, config = self.service, self.config
         try:
-            include = _flag(request.query_params.get("features"), "features")
-            record = _flag(request.query_params.get("record", "true"), "record")
+            include = _flag(request.query.get("features"), "features")
+            record = _flag(request.query.get("record", "true"), "record")
             body = await _read_body(request, config.max_body_bytes)
-            parsed = parse_request(body, request.headers.get("content-type"), config.max_rows)
+            parsed = parse_request(body, request.header(b"content-type"), config.max_rows)
         except RequestError as error:
             service._count(f"rejected_{error.status}")
             return _json(error.as_json(), error.status)
@@ -579,24 +664,18 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
             "x-scoring-ms": f"{(time.perf_counter() - arrived) * 1000:.3f}",
             "x-model-version": answers[0]["model_version"] or answers[0]["rules_version"],
         }
-        if "text/csv" in (request.headers.get("accept") or ""):
-            return Response(_csv(answers), media_type="text/csv", headers=headers)
+        if "text/csv" in (request.header(b"accept") or ""):
+            return _response(_csv(answers).encode(), "text/csv; charset=utf-8", 200, headers)
         payload = answers[0] if parsed.single else {"predictions": answers}
         return _json(payload, headers=headers)
 
-    @app.get("/admin/status")
-    async def admin_status(request: Request) -> Response:
-        refused = _admin_refusal(request, config)
-        return refused or _json(service.status())
+    async def admin_status(self, _: _Request) -> Response:
+        return _json(self.service.status())
 
-    @app.post("/admin/load")
-    async def admin_load(request: Request) -> Response:
-        refused = _admin_refusal(request, config)
-        if refused:
-            return refused
+    async def admin_load(self, request: _Request) -> Response:
+        service = self.service
         try:
-            body = await _read_body(request, 64 * 1024)
-            command = _load_command(body)
+            command = _load_command(await _read_body(request, 64 * 1024))
         except RequestError as error:
             return _json(error.as_json(), error.status)
         loop = asyncio.get_running_loop()
@@ -625,29 +704,20 @@ def create_app(config: ServingConfig | None = None) -> FastAPI:
             return _json({"loaded": False, "error": str(error)}, 409)
         return _json(outcome)
 
-    @app.post("/admin/rollback")
-    async def admin_rollback(request: Request) -> Response:
-        refused = _admin_refusal(request, config)
-        if refused:
-            return refused
+    async def admin_rollback(self, _: _Request) -> Response:
         try:
-            return _json(service.rollback())
+            return _json(self.service.rollback())
         except ModelLoadError as error:
-            return _json({"error": "no_previous_model", "message": str(error)}, 409)
+            return _error(409, "no_previous_model", str(error))
 
-    @app.post("/admin/unload")
-    async def admin_unload(request: Request) -> Response:
-        return _admin_refusal(request, config) or _json(service.unload())
+    async def admin_unload(self, _: _Request) -> Response:
+        return _json(self.service.unload())
 
-    @app.post("/admin/refresh-store")
-    async def admin_refresh_store(request: Request) -> Response:
-        refused = _admin_refusal(request, config)
-        if refused:
-            return refused
-        changed = service.store.refresh(force=True)
-        return _json({"changed": changed, **service.store.status()})
-
-    return app
+    async def admin_refresh_store(self, _: _Request) -> Response:
+        store = self.service.store
+        loop = asyncio.get_running_loop()
+        changed = await loop.run_in_executor(None, functools.partial(store.refresh, force=True))
+        return _json({"changed": changed, **store.status()})
 
 
 def _initial_model(service: ScoringService) -> None:
@@ -664,8 +734,8 @@ def _initial_model(service: ScoringService) -> None:
         log.error("starting without a model (the rules answer): %s", error)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(request: _Request, limit: int) -> bytes:
+    declared = request.header(b"content-length")
     if declared is not None:
         try:
             size = int(declared)
@@ -677,13 +747,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
             )
     chunks = []
     received = 0
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         received += len(chunk)
         if received > limit:
             raise RequestError(
                 413, "payload_too_large", f"the body exceeds {limit} bytes, the most accepted"
             )
         chunks.append(chunk)
+        more = message.get("more_body", False)
     return b"".join(chunks)
 
 
@@ -717,14 +793,12 @@ def _load_command(body: bytes) -> dict[str, Any]:
     return command
 
 
-def _admin_refusal(request: Request, config: ServingConfig) -> Response | None:
+def _admin_refusal(scope: Scope, config: ServingConfig) -> Response | None:
     if not config.admin:
-        return _json({"error": "not_found", "message": "admin endpoints are disabled"}, 404)
-    host = request.client.host if request.client else None
-    if host not in LOOPBACK:
-        return _json(
-            {"error": "forbidden", "message": "admin endpoints answer loopback clients only"}, 403
-        )
+        return _error(404, "not_found", "admin endpoints are disabled")
+    client = scope.get("client")
+    if client is None or client[0] not in LOOPBACK:
+        return _error(403, "forbidden", "admin endpoints answer loopback clients only")
     return None
 
 
@@ -740,8 +814,21 @@ def _flag(value: str | None, name: str) -> bool:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    return Response(content, status_code=status, media_type=JSON, headers=headers)
+    content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return _response(content, JSON, status, headers)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": code, "message": message}, status, headers)
+
+
+def _response(
+    body: bytes, content_type: str, status: int, headers: dict[str, str] | None
+) -> Response:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"content-type", content_type.encode()))
+    return Response(status, body, raw)
 
 
 def _csv(answers: list[dict[str, Any]]) -> str:
@@ -776,4 +863,4 @@ def _resolve(future: asyncio.Future, answers: list[dict[str, Any]] | None) -> No
         future.set_result(answers)
 
 
-__all__ = ["ScoringService", "ServingConfig", "create_app"]
+__all__ = ["ScoringApp", "ScoringService", "ServingConfig", "create_app"]

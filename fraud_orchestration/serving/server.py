@@ -27,7 +27,7 @@ import httpx
 import uvicorn
 
 from fraud_orchestration.resources.feature_store import LocalFeatureStore
-from fraud_orchestration.serving.app import ServingConfig, create_app
+from fraud_orchestration.serving.app import ScoringService, ServingConfig, create_app
 from fraud_orchestration.serving.rules import RuleSet
 from fraud_orchestration.settings import SERVING_ENGINES
 
@@ -63,6 +63,7 @@ def serve(
         workers=1,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # the admin endpoints' loopback check must see the real peer
         timeout_graceful_shutdown=5,
     )
 
@@ -96,6 +97,7 @@ class BackgroundServer:
                 port=self.port,
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,
                 lifespan="on",
             )
         )
@@ -106,8 +108,8 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def service(self):
-        return self.app.state.service
+    def service(self) -> ScoringService:
+        return self.app.service
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:
         self.thread.start()

@@ -1,18 +1,20 @@
-"""The scoring service's input handling under hypothesis, through the ASGI app in process
-(fast), then the nastiest bodies against the real process: bad input is always a 4xx with
-a message, never a 500. (tests/serving/test_schema_fuzz.py fuzzes the parser alone.)"""
+"""The scoring service's input handling under hypothesis, through the ASGI app in this
+process (uvicorn in a thread on a loopback port), then the nastiest bodies against the real
+process too: bad input is always a 4xx with a message, never a 500.
+(tests/serving/test_schema_fuzz.py fuzzes the parser alone.)"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraud_orchestration.serving.app import ServingConfig, create_app
+from fraud_orchestration.serving.app import ServingConfig
+from fraud_orchestration.serving.server import BackgroundServer
 from tests.serving.test_schema_fuzz import GOOD
 
 pytestmark = pytest.mark.reliability
@@ -40,12 +42,12 @@ NASTY = [
 
 
 @pytest.fixture(scope="module")
-def client(lake) -> TestClient:
+def client(lake) -> Iterator[httpx.Client]:
     config = ServingConfig(
         online_store_path=str(lake.store_path), model_dir=str(lake.model_dir), budget_ms=2000
     )
-    with TestClient(create_app(config)) as test_client:
-        yield test_client
+    with BackgroundServer(config) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
 
 
 def check(response: httpx.Response) -> None:

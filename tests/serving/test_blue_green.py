@@ -12,7 +12,6 @@ import httpx
 import numpy as np
 import pytest
 import xgboost as xgb
-from starlette.requests import Request
 
 from fraud_orchestration.features import FEATURE_NAMES
 from fraud_orchestration.modeling.trainer import MODEL_FILE
@@ -255,10 +254,12 @@ def test_admin_load_validates_its_input(start_server, payload, status) -> None:
 
 
 def test_admin_answers_loopback_clients_only() -> None:
-    def request(host: str) -> Request:
-        return Request({"type": "http", "client": (host, 5000), "headers": []})
+    def scope(client: tuple[str, int] | None) -> dict:
+        return {"type": "http", "client": client, "headers": []}
 
     config = ServingConfig()
-    assert _admin_refusal(request("127.0.0.1"), config) is None
-    assert _admin_refusal(request("10.1.2.3"), config).status_code == 403
-    assert _admin_refusal(request("127.0.0.1"), ServingConfig(admin=False)).status_code == 404
+    assert _admin_refusal(scope(("127.0.0.1", 5000)), config) is None
+    assert _admin_refusal(scope(("::1", 5000)), config) is None
+    assert _admin_refusal(scope(("10.1.2.3", 5000)), config).status == 403
+    assert _admin_refusal(scope(None), config).status == 403  # an unknown peer
+    assert _admin_refusal(scope(("127.0.0.1", 5000)), ServingConfig(admin=False)).status == 404

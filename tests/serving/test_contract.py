@@ -277,5 +277,33 @@ def test_datetime_with_offset_is_utc(client: httpx.Client) -> None:
 
 
 def test_no_500_on_get_or_unknown_path(client: httpx.Client) -> None:
-    assert client.get("/invocations").status_code == 405
-    assert client.get("/nowhere").status_code == 404
+    wrong_method = client.get("/invocations")
+    assert_refused(wrong_method, 405, "POST")
+    assert wrong_method.headers["allow"] == "POST"
+    assert_refused(client.post("/ping"), 405, "GET")
+    assert_refused(client.get("/nowhere"), 404, "nowhere")
+
+
+def test_a_failure_of_the_service_is_a_500_with_a_message(client, server, monkeypatch) -> None:
+    def status():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server.service, "status", status)
+    response = client.get("/admin/status")
+    assert_refused(response, 500, "log")
+    assert response.json()["error"] == "internal_error"
+
+
+def test_answer_headers(client: httpx.Client) -> None:
+    response = client.post("/invocations", json=GOOD)
+    assert response.headers["x-model-version"] == "v1"
+    assert float(response.headers["x-scoring-ms"]) > 0
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_stopping_the_server_stops_the_scoring_threads(start_server) -> None:
+    server = start_server()
+    server.stop()  # the lifespan shutdown closes the service
+    for thread in server.service._threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
