@@ -8,6 +8,14 @@ The windows look only backwards (customer: ``(t - w, t]``; terminal: ``(t - 7d -
 so rows the frame holds beyond what a request row's windows reach change nothing, and a row's
 features are the offline store's as long as the frame holds every event its windows reach.
 
+The online store (the SQLite file ``LocalFeatureStore.publish_online`` writes) is read once
+per published file into NumPy columns sorted by card or terminal, then time
+(:class:`StoreHistory`): a card's history is one slice found by two binary searches, and a
+frame is assembled with a handful of array operations whatever the number of rows, with no
+Python work per history row. That costs memory, 48 bytes a stored transaction (about 30 MB
+for 650,000), and a new file is loaded in the background while the previous one keeps
+serving (:class:`OnlineStoreReader`).
+
 Merging never duplicates a transaction (a card's transaction at the request's terminal is in
 both histories): rows are keyed by ``transaction_id``; a terminal-history row (it carries the
 label) wins over a card-history row, a store row wins over a recent event (the store has the
@@ -26,8 +34,8 @@ vectorised NumPy evaluator, ``serving.window_sql``, ~1 ms a call whether it scor
 transaction or a batch of them), ``duckdb`` (the engine that builds the offline features, on a
 cached single-thread connection per worker thread: ~10 ms a query however small the frame) and
 ``sqlite`` (Python's SQLite runs the same text -- window RANGE frames, ``FLOOR``, ``CAST`` --
-with the online store attached: ~1-2 ms for one transaction's ~100 rows, growing faster with
-the frame than DuckDB). Every engine but DuckDB, the reference, is used only after it
+with the online store file attached: ~1-2 ms for one transaction's ~100 rows, growing faster
+with the frame than DuckDB). Every engine but DuckDB, the reference, is used only after it
 reproduced DuckDB's features on a canary frame at start-up (:func:`verify_engine`); ``auto``
 takes the compiled evaluator, else SQLite for requests of up to ``sqlite_max_rows``
 transactions and DuckDB above, and ``/admin/status`` says which engine was refused and why.
@@ -63,7 +71,7 @@ EXACT_KINDS = ("raw", "flag", "count")
 
 Row = tuple[int, int, int, int, float, int]
 """(transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, tx_fraud)."""
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     "transaction_id",
     "tx_time_seconds",
     "customer_id",
@@ -71,6 +79,8 @@ _ROW_COLUMNS = (
     "tx_amount",
     "tx_fraud",
 )
+Frame = dict[str, np.ndarray]
+"""Transactions as float64 columns named ``ROW_COLUMNS`` (whole numbers are exact up to 2**53)."""
 
 
 class StoreUnavailableError(RuntimeError):
@@ -154,113 +164,212 @@ class RecentEvents:
                     del index[key]
 
 
+# --------------------------------------------------------------------------- frames
+
+
+def frame_from_rows(rows: Sequence[Row]) -> Frame:
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(ROW_COLUMNS))
+    return {name: table[:, j] for j, name in enumerate(ROW_COLUMNS)}
+
+
+def request_frame(transactions: Sequence[Transaction]) -> Frame:
+    """The request's own rows (label unknown: 0)."""
+    return frame_from_rows(
+        [
+            (t.transaction_id, t.tx_time_seconds, t.customer_id, t.terminal_id, t.tx_amount, 0)
+            for t in transactions
+        ]
+    )
+
+
+def merge_frames(*frames: Frame) -> Frame:
+    """One row per transaction: where frames share a ``transaction_id``, the later frame's row
+    wins (pass them as recent events, card history, terminal history, request)."""
+    joined = {name: np.concatenate([frame[name] for frame in frames]) for name in ROW_COLUMNS}
+    ids = joined["transaction_id"]
+    _, first_from_end = np.unique(ids[::-1], return_index=True)
+    keep = len(ids) - 1 - first_from_end
+    return {name: column[keep] for name, column in joined.items()}
+
+
+def _slices(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Indices of every row of sorted ``keys`` equal to one of ``wanted`` (distinct values),
+    slice after slice, without a Python loop."""
+    starts = np.searchsorted(keys, wanted, side="left")
+    lengths = np.searchsorted(keys, wanted, side="right") - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return offsets + np.arange(int(lengths.sum()))
+
+
 # --------------------------------------------------------------------------- online store
 
 
-class OnlineStoreReader:
-    """Read-only access to the online store that ``LocalFeatureStore.publish_online`` writes.
+class StoreHistory:
+    """One online store file's history tables as NumPy columns, each sorted by its entity
+    (card or terminal) then time, so an entity's rows are one contiguous slice."""
 
-    The store is replaced by renaming a new file into place, so an open connection would keep
-    reading the old file: the reader notices a new file (inode, size, mtime; checked at most
-    every ``check_seconds``) and every worker thread reopens its connection.
+    def __init__(self, cards: Frame, terminals: Frame, as_of_seconds: int | None) -> None:
+        self.cards = cards
+        self.terminals = terminals
+        self.as_of_seconds = as_of_seconds
+
+    @classmethod
+    def load(cls, path: Path) -> StoreHistory:
+        """Raises ``sqlite3.Error`` when the file is not a readable online store."""
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cards = _read_sorted(
+                connection,
+                "SELECT transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, 0 "
+                "FROM card_history ORDER BY customer_id, tx_time_seconds, transaction_id",
+            )
+            terminals = _read_sorted(
+                connection,
+                "SELECT transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, "
+                "tx_fraud FROM terminal_history "
+                "ORDER BY terminal_id, tx_time_seconds, transaction_id",
+            )
+            try:
+                row = connection.execute(
+                    "SELECT value FROM meta WHERE key = 'as_of_seconds'"
+                ).fetchone()
+            except sqlite3.OperationalError:
+                row = None
+        finally:
+            connection.close()
+        return cls(cards, terminals, int(row[0]) if row else None)
+
+    def of(self, customer_ids: np.ndarray, terminal_ids: np.ndarray) -> tuple[Frame, Frame]:
+        """The cards' and the terminals' rows (``customer_ids``, ``terminal_ids`` distinct)."""
+        cards = _slices(self.cards["customer_id"], customer_ids)
+        terminals = _slices(self.terminals["terminal_id"], terminal_ids)
+        return (
+            {name: column[cards] for name, column in self.cards.items()},
+            {name: column[terminals] for name, column in self.terminals.items()},
+        )
+
+    @property
+    def rows(self) -> int:
+        return len(self.cards["transaction_id"]) + len(self.terminals["transaction_id"])
+
+    @property
+    def nbytes(self) -> int:
+        frames = (self.cards, self.terminals)
+        return sum(column.nbytes for frame in frames for column in frame.values())
+
+
+def _read_sorted(connection: sqlite3.Connection, query: str) -> Frame:
+    rows = connection.execute(query).fetchall()
+    frame = frame_from_rows(rows)
+    return {name: np.ascontiguousarray(column) for name, column in frame.items()}
+
+
+class OnlineStoreReader:
+    """The online store the service reads: the :class:`StoreHistory` of the newest good file.
+
+    ``publish_online`` replaces the file by renaming a new one into place. The reader notices
+    a new file (inode, size, mtime; checked at most every ``check_seconds``) and loads it in a
+    background thread while requests keep using the history already loaded; the switch is
+    one reference assignment. A new file that cannot be read leaves the previous history
+    serving, with the error in :meth:`status`.
     """
 
     def __init__(self, path: str | Path | None, check_seconds: float = 1.0) -> None:
         self.path = Path(path) if path else None
         self.check_seconds = check_seconds
         self.generation = 0
-        self.as_of_seconds: int | None = None
         self.loaded_at: float | None = None
         self.error: str | None = None
+        self.history: StoreHistory | None = None
         self._signature: Any = _UNSEEN
         self._checked = 0.0
+        self._loading = False
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._listeners: list[Any] = []
         self.refresh(force=True)
 
     @property
     def available(self) -> bool:
-        return self._signature is not None and self._signature is not _UNSEEN
+        return self.history is not None
+
+    @property
+    def as_of_seconds(self) -> int | None:
+        return self.history.as_of_seconds if self.history is not None else None
 
     def on_new_store(self, callback: Any) -> None:
-        """``callback(as_of_seconds)`` runs whenever a newer store file is seen."""
+        """``callback(as_of_seconds)`` runs whenever a newer store file has been loaded."""
         self._listeners.append(callback)
 
     def refresh(self, force: bool = False) -> bool:
-        """Look for a newer store file; True when one was found."""
+        """Look for a newer store file. ``force``: now, and load it before returning (True
+        when one was loaded); otherwise at most every ``check_seconds``, loading in the
+        background (False: the new history is not in use yet)."""
         now = time.monotonic()
-        if not force and now - self._checked < self.check_seconds:
+        if not force and (now - self._checked < self.check_seconds or self._loading):
             return False
         with self._lock:
-            if not force and now - self._checked < self.check_seconds:
+            if self._loading or (not force and now - self._checked < self.check_seconds):
                 return False
             self._checked = now
             signature = self._stat()
             if signature == self._signature:
                 return False
-            as_of = None
-            if signature is not None:
-                try:
-                    as_of = self._read_as_of()
-                except sqlite3.Error as error:
-                    self.error = f"unreadable online store {self.path}: {error}"
-                    log.warning(self.error)
-                    signature = None
             self._signature = signature
-            self.as_of_seconds = as_of
-            self.generation += 1
-            self.loaded_at = time.time() if signature else None
-            if signature is not None:
-                self.error = None
-            elif self.error is None and self.path is not None:
-                self.error = f"no online store at {self.path}"
-        if as_of is not None:
+            if signature is None:
+                self.error = f"no online store at {self.path}" if self.path else None
+                return False
+            self._loading = True
+        if force:
+            return self._load()
+        threading.Thread(target=self._load, name="online-store-load", daemon=True).start()
+        return False
+
+    def _load(self) -> bool:
+        assert self.path is not None
+        try:
+            history = StoreHistory.load(self.path)
+        except sqlite3.Error as error:
+            self.error = f"unreadable online store {self.path}: {error}"
+            log.warning(self.error)
+            return False
+        finally:
+            self._loading = False
+        self.history = history
+        self.generation += 1
+        self.loaded_at = time.time()
+        self.error = None
+        log.info(
+            "online store %s loaded: %d rows as of %s",
+            self.path,
+            history.rows,
+            _iso(history.as_of_seconds),
+        )
+        if history.as_of_seconds is not None:
             for callback in self._listeners:
-                callback(as_of)
+                callback(history.as_of_seconds)
         return True
 
-    def histories(
-        self, customer_ids: Sequence[int], terminal_ids: Sequence[int]
-    ) -> tuple[list[tuple], list[tuple]]:
-        """The cards' rows ``(id, t, customer, terminal, amount)`` and the terminals' rows
-        ``(id, t, customer, terminal, amount, fraud)``."""
+    def histories(self, customer_ids: np.ndarray, terminal_ids: np.ndarray) -> tuple[Frame, Frame]:
+        """The cards' rows and the terminals' rows (ids distinct), labels on the terminals'."""
         self.refresh()
-        if not self.available:
+        history = self.history
+        if history is None:
             raise StoreUnavailableError(self.error or "no online store configured")
-        connection = self._connection()
-        cards = connection.execute(
-            "SELECT transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount "
-            f"FROM card_history WHERE customer_id IN ({_marks(customer_ids)})",
-            list(customer_ids),
-        ).fetchall()
-        terminals = connection.execute(
-            "SELECT transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, "
-            f"tx_fraud FROM terminal_history WHERE terminal_id IN ({_marks(terminal_ids)})",
-            list(terminal_ids),
-        ).fetchall()
-        return cards, terminals
+        return history.of(customer_ids, terminal_ids)
 
     def status(self) -> dict[str, Any]:
+        history = self.history
         return {
             "path": str(self.path) if self.path else None,
-            "available": self.available,
+            "available": history is not None,
             "as_of_seconds": self.as_of_seconds,
             "as_of": _iso(self.as_of_seconds),
             "generation": self.generation,
+            "rows_in_memory": history.rows if history is not None else 0,
+            "memory_mb": round(history.nbytes / 2**20, 1) if history is not None else 0.0,
+            "loading": self._loading,
             "error": self.error,
         }
-
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        if getattr(local, "generation", None) != self.generation:
-            if getattr(local, "connection", None) is not None:
-                local.connection.close()
-            local.connection = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
-            )
-            local.generation = self.generation
-        return local.connection
 
     def _stat(self) -> tuple[int, int, int] | None:
         if self.path is None:
@@ -271,19 +380,6 @@ class OnlineStoreReader:
             return None
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
-    def _read_as_of(self) -> int | None:
-        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as connection:
-            for table in ("card_history", "terminal_history"):
-                connection.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
-            try:
-                row = connection.execute(
-                    "SELECT value FROM meta WHERE key = 'as_of_seconds'"
-                ).fetchone()
-            except sqlite3.OperationalError:
-                row = None
-        connection.close()
-        return int(row[0]) if row else None
-
 
 # --------------------------------------------------------------------------- engines
 
@@ -291,8 +387,8 @@ class OnlineStoreReader:
 class _Engine:
     name = ""
 
-    def run(self, rows: Sequence[Row], request_ids: Sequence[int]) -> tuple[list[str], list]:
-        """The feature SQL over ``rows``; (column names, columns) of the request rows."""
+    def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
+        """The feature SQL over ``frame``; (column names, columns) of the request rows."""
         raise NotImplementedError
 
     def features(
@@ -302,16 +398,18 @@ class _Engine:
         transactions: Sequence[Transaction],
     ) -> tuple[list[str], list]:
         """The request rows' features over store history + recent events + the request."""
-        customers = sorted({t.customer_id for t in transactions})
-        terminals = sorted({t.terminal_id for t in transactions})
+        customers = np.unique(np.array([t.customer_id for t in transactions], dtype=np.float64))
+        terminals = np.unique(np.array([t.terminal_id for t in transactions], dtype=np.float64))
         cards, terminal_rows = store.histories(customers, terminals)
-        rows = merge_rows(cards, terminal_rows, recent.lookup(customers, terminals), transactions)
-        return self.run(rows, [t.transaction_id for t in transactions])
+        recent_rows = frame_from_rows(
+            recent.lookup(customers.astype(np.int64).tolist(), terminals.astype(np.int64).tolist())
+        )
+        frame = merge_frames(recent_rows, cards, terminal_rows, request_frame(transactions))
+        return self.run(frame, [t.transaction_id for t in transactions])
 
 
 class DuckDBEngine(_Engine):
-    """THE SQL on DuckDB: one cached single-thread connection per worker thread; the
-    history is read from the store's SQLite file and merged in Python."""
+    """THE SQL on DuckDB: one cached single-thread connection per worker thread."""
 
     name = "duckdb"
 
@@ -319,28 +417,27 @@ class DuckDBEngine(_Engine):
         self.query = _request_rows_query(sql)
         self._local = threading.local()
 
-    def run(self, rows: Sequence[Row], request_ids: Sequence[int]) -> tuple[list[str], list]:
+    def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
             connection.execute("SET enable_progress_bar = false")
             self._local.connection = connection
-        columns = list(zip(*rows, strict=True))
-        seconds = np.asarray(columns[1], dtype=np.int64)
-        frame = pd.DataFrame(
+        seconds = frame["tx_time_seconds"].astype(np.int64)
+        source = pd.DataFrame(
             {
-                "transaction_id": np.asarray(columns[0], dtype=np.int64),
+                "transaction_id": frame["transaction_id"].astype(np.int64),
                 "tx_datetime": seconds.astype("datetime64[s]"),
                 "tx_time_seconds": seconds,
-                "customer_id": np.asarray(columns[2], dtype=np.int64),
-                "terminal_id": np.asarray(columns[3], dtype=np.int64),
-                "tx_amount": np.asarray(columns[4], dtype=np.float64),
-                "tx_fraud": np.asarray(columns[5], dtype=np.int32),
+                "customer_id": frame["customer_id"].astype(np.int64),
+                "terminal_id": frame["terminal_id"].astype(np.int64),
+                "tx_amount": frame["tx_amount"],
+                "tx_fraud": frame["tx_fraud"].astype(np.int32),
             },
             copy=False,
         )
         ids = pd.DataFrame({"transaction_id": np.asarray(request_ids, dtype=np.int64)})
-        connection.register(SOURCE_VIEW, frame)
+        connection.register(SOURCE_VIEW, source)
         connection.register(REQUEST_IDS_TABLE, ids)
         try:
             result = connection.execute(self.query).fetchnumpy()
@@ -352,8 +449,7 @@ class DuckDBEngine(_Engine):
 
 
 class SQLiteEngine(_Engine):
-    """THE SQL on an in-memory SQLite database per worker thread, with the online store
-    attached read-only: the history is copied into the frame without leaving SQLite."""
+    """THE SQL on an in-memory SQLite database per worker thread."""
 
     name = "sqlite"
 
@@ -364,9 +460,7 @@ class SQLiteEngine(_Engine):
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(
-                ":memory:", uri=True, check_same_thread=False, isolation_level=None
-            )  # autocommit: no transaction holds the attached store open
+            connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             connection.execute("PRAGMA temp_store = MEMORY")
             connection.execute(
                 f"CREATE TEMP TABLE {SOURCE_VIEW} (transaction_id INTEGER PRIMARY KEY, "
@@ -377,84 +471,35 @@ class SQLiteEngine(_Engine):
                 f"CREATE TEMP TABLE {REQUEST_IDS_TABLE} (transaction_id INTEGER PRIMARY KEY)"
             )
             self._local.connection = connection
-            self._local.generation = None
         return connection
 
-    def run(self, rows: Sequence[Row], request_ids: Sequence[int]) -> tuple[list[str], list]:
+    def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
         connection = self._connection()
-        try:
-            connection.executemany(
-                f"INSERT OR REPLACE INTO {SOURCE_VIEW} VALUES (?, NULL, ?, ?, ?, ?, ?)", rows
-            )
-            return self._query(connection, request_ids)
-        finally:
-            self._clear(connection)
-
-    def features(
-        self,
-        store: OnlineStoreReader,
-        recent: RecentEvents,
-        transactions: Sequence[Transaction],
-    ) -> tuple[list[str], list]:
-        store.refresh()
-        if not store.available:
-            raise StoreUnavailableError(store.error or "no online store configured")
-        connection = self._connection()
-        self._attach(connection, store)
-        customers = sorted({t.customer_id for t in transactions})
-        terminals = sorted({t.terminal_id for t in transactions})
-        try:
-            # Precedence as in merge_rows: request > terminal history > card history > recent.
-            connection.execute(
-                f"INSERT OR IGNORE INTO {SOURCE_VIEW} SELECT transaction_id, NULL, "
-                "tx_time_seconds, customer_id, terminal_id, tx_amount, tx_fraud "
-                f"FROM store.terminal_history WHERE terminal_id IN ({_marks(terminals)})",
-                terminals,
-            )
-            connection.execute(
-                f"INSERT OR IGNORE INTO {SOURCE_VIEW} SELECT transaction_id, NULL, "
-                "tx_time_seconds, customer_id, terminal_id, tx_amount, 0 "
-                f"FROM store.card_history WHERE customer_id IN ({_marks(customers)})",
-                customers,
-            )
-            connection.executemany(
-                f"INSERT OR IGNORE INTO {SOURCE_VIEW} VALUES (?, NULL, ?, ?, ?, ?, ?)",
-                recent.lookup(customers, terminals),
-            )
-            connection.executemany(
-                f"INSERT OR REPLACE INTO {SOURCE_VIEW} VALUES (?, NULL, ?, ?, ?, ?, 0)",
-                [
-                    (t.transaction_id, t.tx_time_seconds, t.customer_id, t.terminal_id, t.tx_amount)
-                    for t in transactions
-                ],
-            )
-            return self._query(connection, [t.transaction_id for t in transactions])
-        finally:
-            self._clear(connection)
-
-    def _attach(self, connection: sqlite3.Connection, store: OnlineStoreReader) -> None:
-        if self._local.generation == store.generation:
-            return
-        if self._local.generation is not None:
-            connection.execute("DETACH DATABASE store")
-            self._local.generation = None
-        connection.execute("ATTACH DATABASE ? AS store", (f"file:{store.path}?mode=ro",))
-        self._local.generation = store.generation
-
-    def _query(self, connection: sqlite3.Connection, request_ids: Sequence[int]) -> tuple:
-        connection.executemany(
-            f"INSERT INTO {REQUEST_IDS_TABLE} VALUES (?)", [(i,) for i in request_ids]
+        whole = {name: frame[name].astype(np.int64).tolist() for name in ROW_COLUMNS}
+        rows = zip(
+            whole["transaction_id"],
+            whole["tx_time_seconds"],
+            whole["customer_id"],
+            whole["terminal_id"],
+            frame["tx_amount"].tolist(),
+            whole["tx_fraud"],
+            strict=True,
         )
-        cursor = connection.execute(self.query)
-        result = cursor.fetchall()
+        try:
+            connection.executemany(
+                f"INSERT INTO {SOURCE_VIEW} VALUES (?, NULL, ?, ?, ?, ?, ?)", rows
+            )
+            connection.executemany(
+                f"INSERT INTO {REQUEST_IDS_TABLE} VALUES (?)", [(i,) for i in request_ids]
+            )
+            cursor = connection.execute(self.query)
+            result = cursor.fetchall()
+        finally:
+            connection.execute(f"DELETE FROM {SOURCE_VIEW}")
+            connection.execute(f"DELETE FROM {REQUEST_IDS_TABLE}")
         names = [d[0] for d in cursor.description]
         columns = list(zip(*result, strict=True)) if result else [() for _ in names]
         return names, [np.array(column, dtype=object) for column in columns]
-
-    @staticmethod
-    def _clear(connection: sqlite3.Connection) -> None:
-        connection.execute(f"DELETE FROM {SOURCE_VIEW}")
-        connection.execute(f"DELETE FROM {REQUEST_IDS_TABLE}")
 
 
 class CompiledEngine(_Engine):
@@ -466,17 +511,15 @@ class CompiledEngine(_Engine):
     def __init__(self, sql: str) -> None:
         self.query = CompiledQuery(sql, ["transaction_id", *FEATURE_NAMES])
 
-    def run(self, rows: Sequence[Row], request_ids: Sequence[int]) -> tuple[list[str], list]:
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), len(_ROW_COLUMNS))
-        columns = {name: table[:, j] for j, name in enumerate(_ROW_COLUMNS)}
-        ids = columns["transaction_id"]
+    def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
+        ids = frame["transaction_id"]
         sorter = np.argsort(ids)
         wanted = np.asarray(request_ids, dtype=np.float64)
         found = np.searchsorted(ids, wanted, sorter=sorter)
         positions = sorter[np.minimum(found, len(ids) - 1)]
         if not np.array_equal(ids[positions], wanted):
             raise KeyError("a request transaction is missing from the frame")
-        result = self.query.evaluate(columns, positions)
+        result = self.query.evaluate(frame, positions)
         names = list(result)
         return names, [result[name] for name in names]
 
@@ -586,7 +629,7 @@ class FeatureComputer:
         self, rows: Sequence[Row], request_ids: Sequence[int], engine: _Engine | None = None
     ) -> FeatureMatrix:
         engine = engine or self.engine_for(len(request_ids))
-        names, columns = engine.run(rows, request_ids)
+        names, columns = engine.run(frame_from_rows(rows), request_ids)
         return self._matrix(names, columns, request_ids)
 
     def warm_up(self) -> None:
@@ -620,33 +663,6 @@ class FeatureComputer:
         }
 
 
-def merge_rows(
-    cards: Iterable[tuple],
-    terminals: Iterable[tuple],
-    recent: Iterable[Row],
-    transactions: Iterable[Transaction],
-) -> list[Row]:
-    """One row per transaction: request > terminal history (labelled) > card history >
-    recent events (see the module docstring)."""
-    merged: dict[int, Row] = {}
-    for row in recent:
-        merged[row[0]] = row
-    for card_row in cards:  # no label column: a card's history is never labelled online
-        merged[card_row[0]] = (*card_row, 0)
-    for terminal_row in terminals:
-        merged[terminal_row[0]] = terminal_row
-    for t in transactions:
-        merged[t.transaction_id] = (
-            t.transaction_id,
-            t.tx_time_seconds,
-            t.customer_id,
-            t.terminal_id,
-            t.tx_amount,
-            0,
-        )
-    return list(merged.values())
-
-
 # --------------------------------------------------------------------------- verification
 
 
@@ -678,12 +694,13 @@ def verify_engine(candidate: _Engine, reference: _Engine) -> str | None:
     otherwise what went wrong. Counts and flags must match exactly, the rest within 1e-9."""
     rows = canary_rows()
     ids = [row[0] for row in rows]
+    frame = frame_from_rows(rows)
     try:
-        want_names, want = reference.run(rows, ids)
+        want_names, want = reference.run(frame, ids)
     except Exception as error:  # noqa: BLE001
         return f"the {reference.name} reference failed: {error.__class__.__name__}: {error}"
     try:
-        got_names, got = candidate.run(rows, ids)
+        got_names, got = candidate.run(frame, ids)
     except Exception as error:  # noqa: BLE001 - any failure means "not usable"
         return f"{candidate.name} failed: {error.__class__.__name__}: {error}"
 
@@ -713,10 +730,6 @@ def verify_engine(candidate: _Engine, reference: _Engine) -> str | None:
             if not same:
                 return f"{feature.name} of canary {transaction_id}: {b!r} != {a!r}"
     return None
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
 
 
 def _iso(seconds: int | None) -> str | None:

@@ -523,16 +523,15 @@ class _Partitioning:
         order_values = columns[order_by]
         if np.isnan(order_values).any() or any(np.isnan(key).any() for key in key_values):
             raise UnsupportedSQL("NULL partition keys or order values are not supported")
-        partition = np.zeros(len(order_values), dtype=np.int64)
-        for key in key_values:  # mixed-radix codes of each key's dense rank
-            distinct, rank = np.unique(key, return_inverse=True)
-            partition = partition * len(distinct) + rank.reshape(-1)
         values = order_values.astype(np.int64)
         if not np.array_equal(values, order_values):
             raise UnsupportedSQL("RANGE frames need whole-number order values")
         self.low = int(values.min()) - reach - 1
         self.span = int(values.max()) + reach + 1 - self.low + 1
-        if self.span * (int(partition.max()) + 1) >= 1 << 62:
+        partition, partitions = _partition_codes(key_values, dense=False)
+        if self.span * partitions >= 1 << 62:
+            partition, partitions = _partition_codes(key_values, dense=True)
+        if self.span * partitions >= 1 << 62:
             raise UnsupportedSQL("order values span too wide for one sort key")
         combined = partition * self.span + (values - self.low)
         self.order = np.argsort(combined, kind="stable")
@@ -547,6 +546,29 @@ class _Partitioning:
             np.searchsorted(self.sorted_keys, at + window.lower, side="left"),
             np.searchsorted(self.sorted_keys, at + window.upper, side="right"),
         )
+
+
+def _partition_codes(keys: list[np.ndarray], dense: bool) -> tuple[np.ndarray, int]:
+    """Each row's partition as one integer (mixed radix, a digit per key) and how many codes
+    there can be. Whole-number keys (ids) become their offset from the smallest, which needs
+    no sort; ``dense`` (or keys that are not whole numbers) uses each key's dense rank, the
+    smallest codes, for when offsets would overflow the sort key."""
+    codes = np.zeros(len(keys[0]) if keys else 0, dtype=np.int64)
+    size = 1
+    for key in keys:
+        digit, radix = None, 0
+        if not dense and len(key):
+            offset = key - key.min()
+            digit = offset.astype(np.int64)
+            radix = int(digit.max()) + 1
+            if not np.array_equal(digit, offset):
+                digit = None
+        if digit is None:
+            distinct, rank = np.unique(key, return_inverse=True)
+            digit, radix = rank.reshape(-1), max(len(distinct), 1)
+        codes = codes * radix + digit
+        size *= radix
+    return codes, size
 
 
 def _aggregate(function: str, argument: _SortedArgument, frames: _Frames) -> np.ndarray:

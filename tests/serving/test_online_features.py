@@ -4,20 +4,26 @@ buffer, the engines' agreement, and picking up a newly published online store.""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import httpx
+import numpy as np
 import pytest
 
 from fraud_orchestration.features import FEATURE_NAMES, feature_sql
 from fraud_orchestration.partitions import day_bounds_seconds
 from fraud_orchestration.serving.features import (
+    ROW_COLUMNS,
     DuckDBEngine,
     FeatureComputer,
     OnlineStoreReader,
     RecentEvents,
     SQLiteEngine,
+    StoreHistory,
     canary_rows,
-    merge_rows,
+    frame_from_rows,
+    merge_frames,
+    request_frame,
     verify_engine,
 )
 from fraud_orchestration.serving.schema import Transaction
@@ -29,16 +35,41 @@ def transaction(transaction_id: int, seconds: int, customer: int = 1, terminal: 
 
 
 def test_merge_keeps_one_row_per_transaction_with_the_right_precedence() -> None:
-    cards = [(1, 100, 1, 2, 5.0), (2, 200, 1, 3, 6.0)]
-    terminals = [(1, 100, 1, 2, 5.0, 1), (3, 300, 9, 2, 7.0, 1)]
-    recent = [(2, 200, 1, 3, 6.0, 0), (4, 400, 1, 2, 8.0, 0)]
-    request = [transaction(4, 400), transaction(5, 500)]
-    rows = {row[0]: row for row in merge_rows(cards, terminals, recent, request)}
-    assert sorted(rows) == [1, 2, 3, 4, 5]
+    cards = frame_from_rows([(1, 100, 1, 2, 5.0, 0), (2, 200, 1, 3, 6.0, 0)])
+    terminals = frame_from_rows([(1, 100, 1, 2, 5.0, 1), (3, 300, 9, 2, 7.0, 1)])
+    recent = frame_from_rows([(2, 200, 1, 3, 6.0, 0), (4, 400, 1, 2, 8.0, 0)])
+    request = request_frame([transaction(4, 400), transaction(5, 500)])
+    merged = merge_frames(recent, cards, terminals, request)
+    rows = {
+        int(row[0]): row
+        for row in zip(*(merged[name].tolist() for name in ROW_COLUMNS), strict=True)
+    }
+    assert sorted(rows) == [1, 2, 3, 4, 5] and len(merged["transaction_id"]) == 5
     assert rows[1] == (1, 100, 1, 2, 5.0, 1)  # in both histories: the labelled row
     assert rows[2] == (2, 200, 1, 3, 6.0, 0)
     assert rows[4] == (4, 400, 1, 2, 10.0, 0)  # the request's own values win
-    assert len(merge_rows(cards, terminals, recent, request)) == 5
+
+
+def test_the_store_history_finds_every_row_of_the_asked_entities(lake) -> None:
+    history = StoreHistory.load(lake.store_path)
+    with sqlite3.connect(lake.store_path) as connection:
+        customers = [
+            r[0]
+            for r in connection.execute(
+                "SELECT DISTINCT customer_id FROM card_history ORDER BY random() LIMIT 20"
+            )
+        ]
+        want = connection.execute(
+            "SELECT transaction_id FROM card_history WHERE customer_id IN "
+            f"({', '.join('?' * len(customers))})",
+            customers,
+        ).fetchall()
+    connection.close()
+    unknown = 10**9  # a card the store has never seen
+    cards, terminals = history.of(np.array(sorted(customers) + [unknown], float), np.array([], float))
+    assert sorted(cards["transaction_id"].astype(int).tolist()) == sorted(r[0] for r in want)
+    assert set(cards["customer_id"].tolist()) == set(customers)
+    assert len(terminals["transaction_id"]) == 0
 
 
 def test_recent_events_lookup_replace_and_forget() -> None:
