@@ -1,6 +1,7 @@
 """Scoring-service benchmark: a load generator on loopback, bounded in requests and time.
 
-    python -m benchmarks.serving [--quick] [--engines compiled,sqlite] [--output PATH]
+    python -m benchmarks.serving [--quick] [--servers compiled:1,compiled:2,sqlite:1]
+                                 [--output PATH]
     python -m benchmarks.serving --batch-scoring-only    # only the asset's batch path
 
 The batch half of hybrid scoring (the ``transaction_scores`` asset, ``--batch-scoring-only``
@@ -18,11 +19,12 @@ time order (so the service's recent-events buffer grows as it would in productio
 are day D+2's transactions in lists of 1,000.
 
 The service runs in its own process (``python -m fraud_orchestration.serving.server``,
-uvicorn, default settings -- approximate reasons, 2 scoring threads with dynamic batching, a
-200 ms budget for single transactions -- except a budget of 20 ms per extra row of a list,
-so that batch figures measure the model path rather than the fallback), once per feature
-engine of ``--engines`` (by default ``compiled``, the service's default, then ``sqlite``,
-the previous default, in the same run); the
+uvicorn, default settings -- approximate reasons, dynamic batching, a 200 ms budget for
+single transactions -- except a budget of 20 ms per extra row of a list, so that batch
+figures measure the model path rather than the fallback), once per ``engine:threads`` of
+``--servers``, one after the other in the same run: by default ``compiled:1`` (the service's
+defaults: the compiled evaluator, one scoring thread), ``compiled:2`` (two scoring threads)
+and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is refused). The
 load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams in this process,
 so the client's own cost stays small -- but both share the machine's cores, which the
 figures include. Latency is measured by the client, from writing the request to reading the
@@ -159,7 +161,7 @@ def request_bodies(rows: pd.DataFrame) -> list[bytes]:
 class ServerProcess:
     """The service in its own process; stopped by its own pid."""
 
-    def __init__(self, paths: dict[str, Path], engine: str) -> None:
+    def __init__(self, paths: dict[str, Path], engine: str, workers: int) -> None:
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         store = LocalFeatureStore(root=str(paths["store_root"])).online_path
@@ -177,6 +179,8 @@ class ServerProcess:
             str(paths["model_dir"]),
             "--engine",
             engine,
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
             "--budget-ms-per-extra-row",
@@ -455,6 +459,7 @@ def pipeline_breakdown(
     service = ScoringService(ServingConfig(online_store_path=str(store), workers=1))
     service.load_model(paths["model_dir"], "bench")
     slot = service.active
+    assert slot is not None
     result: dict[str, Any] = {}
     for label, bodies in (("single", singles[-400:]), ("batch_1000", batches[:3])):
         stages: dict[str, list[float]] = {"parse": [], "features": [], "predict": [], "reasons": []}
@@ -479,7 +484,7 @@ def pipeline_breakdown(
 # --------------------------------------------------------------------------- main
 
 
-async def run(paths: dict[str, Path], limits: Limits, engines: list[str]) -> dict[str, Any]:
+async def run(paths: dict[str, Path], limits: Limits, variants: list[str]) -> dict[str, Any]:
     features = pd.read_parquet(paths["features"])
     singles = request_bodies(day_rows(features, STORE_DAY_INDEX + 1))
     batch_frame = day_rows(features, STORE_DAY_INDEX + 2)
@@ -499,10 +504,11 @@ async def run(paths: dict[str, Path], limits: Limits, engines: list[str]) -> dic
         "limits": asdict(limits),
         "raw_inplace_predict": raw_inplace_predict(paths["model_dir"], matrices),
         "pipeline_ms": pipeline_breakdown(paths, singles, batches),
-        "engines": {},
+        "servers": {},
     }
-    for engine in engines:
-        server = ServerProcess(paths, engine)
+    for variant in variants:
+        engine, workers = variant.split(":")
+        server = ServerProcess(paths, engine, int(workers))
         try:
             await server.wait_ready()
             cursor = 0
@@ -514,29 +520,53 @@ async def run(paths: dict[str, Path], limits: Limits, engines: list[str]) -> dic
                 level, cursor = await single_level(
                     server.port, singles, cursor, concurrency, limits, pid
                 )
-                print(f"  {engine} c={concurrency}: {level}", flush=True)
+                print(f"  {variant} c={concurrency}: {level}", flush=True)
                 levels.append(level)
             batch = await batch_level(server.port, batches, limits, pid)
-            print(f"  {engine} batch: {batch}", flush=True)
-            results["engines"][engine] = {"single": levels, "batch": batch}
+            print(f"  {variant} batch: {batch}", flush=True)
+            results["servers"][variant] = {"single": levels, "batch": batch}
         finally:
             server.stop()
+    return results
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's two targets; the batch one measured three ways, each saying what it
+    compares."""
     raw = results["raw_inplace_predict"]["nthread_1_rows_per_s"]
-    default = results["engines"][engines[0]]
+    default = next(iter(results["servers"].values()))
     at10 = next(level for level in default["single"] if level["concurrency"] == 10)
-    results["targets"] = {
+    scoring = results["batch_scoring"]
+    service_share = default["batch"]["rows_per_s"] / raw
+    return {
         "p99_ms_at_10_clients": {
             "target": TARGET_P99_MS_AT_10,
             "measured": at10["p99_ms"],
             "met": at10["p99_ms"] < TARGET_P99_MS_AT_10,
         },
-        "batch_share_of_raw_inplace_predict": {
+        "batch_scoring_share_of_raw_inplace_predict": {
+            "what": "transaction_scores scoring a day's features in memory, against raw "
+            "inplace_predict on the same rows (both start from the features)",
             "target": TARGET_BATCH_SHARE,
-            "measured": round(default["batch"]["rows_per_s"] / raw, 4),
-            "met": default["batch"]["rows_per_s"] >= TARGET_BATCH_SHARE * raw,
+            "measured": scoring["asset_predict_share_of_raw"],
+            "met": scoring["asset_predict_share_of_raw"] >= TARGET_BATCH_SHARE,
+        },
+        "batch_scoring_with_read_share_of_raw_inplace_predict": {
+            "what": "the same, including reading the day's partition from Parquet, which raw "
+            "inplace_predict does not do",
+            "target": TARGET_BATCH_SHARE,
+            "measured": scoring["asset_path_share_of_raw"],
+            "met": scoring["asset_path_share_of_raw"] >= TARGET_BATCH_SHARE,
+        },
+        "service_lists_share_of_raw_inplace_predict": {
+            "what": "lists of 1,000 transactions through the service, which computes every "
+            "transaction's features from the online store, against raw inplace_predict "
+            "(nthread=1) on the finished features",
+            "target": TARGET_BATCH_SHARE,
+            "measured": round(service_share, 4),
+            "met": service_share >= TARGET_BATCH_SHARE,
         },
     }
-    return results
 
 
 QUICK_WARMUP = Limits(requests=200, seconds=10.0, batches=0, batch_seconds=0.0)
@@ -548,14 +578,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']['cpus']} CPUs, load average "
         f"{results['machine']['load_average_1m']} at the start.",
         "",
-        "| engine | clients | requests | req/s | p50 ms | p99 ms | server p50 | server p99 "
+        "| server | clients | requests | req/s | p50 ms | p99 ms | server p50 | server p99 "
         "| fallbacks | server CPU ms/req | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for engine, figures in results["engines"].items():
+    for server, figures in results["servers"].items():
         for level in figures["single"]:
             lines.append(
-                f"| {engine} | {level['concurrency']} | {level['requests']} "
+                f"| {server} | {level['concurrency']} | {level['requests']} "
                 f"| {level['requests_per_s']} | {level['p50_ms']} | {level['p99_ms']} "
                 f"| {level['server_p50_ms']} | {level['server_p99_ms']} | {level['fallbacks']} "
                 f"| {level['server_cpu_ms_per_request']} | {level['load_average_1m'][1]} |"
@@ -565,10 +595,10 @@ def markdown(results: dict[str, Any]) -> str:
         "| batch of 1,000 | rows/s | p50 ms per batch | fallback rows | server CPU ms/row |",
         "|---|---|---|---|---|",
     ]
-    for engine, figures in results["engines"].items():
+    for server, figures in results["servers"].items():
         batch = figures["batch"]
         lines.append(
-            f"| service ({engine}) | {batch['rows_per_s']} | {batch['p50_batch_ms']} "
+            f"| service ({server}) | {batch['rows_per_s']} | {batch['p50_batch_ms']} "
             f"| {batch['fallback_rows']} | {batch['server_cpu_ms_per_row']} |"
         )
     lines += [
@@ -583,6 +613,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"{label}: " + ", ".join(f"{k} {v}" for k, v in stages.items())
             for label, stages in results["pipeline_ms"].items()
         ),
+        "",
+        "| transaction_scores, one day | rows/s |",
+        "|---|---|",
+        *(f"| {name} | {rate} |" for name, rate in results["batch_scoring"]["rows_per_s"].items()),
+        "",
     ]
     for name, target in results["targets"].items():
         verdict = "met" if target["met"] else "NOT met"
@@ -594,10 +629,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
     parser.add_argument(
-        "--engines",
-        default="compiled,sqlite",
-        help="feature engines to serve with, one server each, in this order (the first one's "
-        "figures are checked against the targets)",
+        "--servers",
+        default="compiled:1,compiled:2,sqlite:1",
+        help="engine:scoring-threads of each server, run one after the other (the first "
+        "one's figures are checked against the targets)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -618,12 +653,10 @@ def main(argv: list[str] | None = None) -> None:
         args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(json.dumps(results["batch_scoring"], indent=2))
         return
-    engines = args.engines.split(",")
-    results = asyncio.run(run(paths, QUICK if args.quick else FULL, engines))
-    if args.output.is_file() and "batch_scoring" in (
-        previous := json.loads(args.output.read_text())
-    ):
-        results["batch_scoring"] = previous["batch_scoring"]  # kept: measured on its own
+    servers = args.servers.split(",")
+    results = asyncio.run(run(paths, QUICK if args.quick else FULL, servers))
+    results["batch_scoring"] = batch_scoring(paths["model_dir"], pd.read_parquet(paths["features"]))
+    results["targets"] = targets(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwritten {args.output}\n")
