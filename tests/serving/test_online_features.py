@@ -66,7 +66,9 @@ def test_the_store_history_finds_every_row_of_the_asked_entities(lake) -> None:
         ).fetchall()
     connection.close()
     unknown = 10**9  # a card the store has never seen
-    cards, terminals = history.of(np.array(sorted(customers) + [unknown], float), np.array([], float))
+    cards, terminals = history.of(
+        np.array(sorted(customers) + [unknown], float), np.array([], float)
+    )
     assert sorted(cards["transaction_id"].astype(int).tolist()) == sorted(r[0] for r in want)
     assert set(cards["customer_id"].tolist()) == set(customers)
     assert len(terminals["transaction_id"]) == 0
@@ -155,3 +157,44 @@ def test_record_false_keeps_probes_out_of_the_recent_events(start_server) -> Non
     assert httpx.post(url, json=probe).status_code == 200
     assert len(server.service.recent) == 1
     assert httpx.post(url, params={"record": "nope"}, json=probe).status_code == 400
+
+
+def test_a_new_store_loads_in_the_background_while_requests_keep_their_answers(
+    start_server, lake, tmp_path
+) -> None:
+    """With the file checked on every request, a newly published store is loaded by a
+    background thread; requests sent meanwhile are all answered by the model."""
+    path = publish_store(lake.features, day_bounds_seconds(STORE_DAY)[0], tmp_path / "store")
+    server = start_server(online_store_path=str(path), store_check_seconds=0.0)
+    generation = server.service.store.generation
+    rows = lake.day(SCORED_DAY).head(400).to_dict("records")
+    newer = publish_store(lake.features, lake.as_of_seconds, tmp_path / "staging")
+    shutil.move(newer, path)
+    answers = []
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for row in rows:
+            answers.append(client.post("/invocations", json=as_request(row)).json())
+            if server.service.store.generation > generation and len(answers) >= 50:
+                break
+    assert server.service.store.generation == generation + 1, "the new store never loaded"
+    assert server.service.store.as_of_seconds == lake.as_of_seconds
+    assert all(answer["fallback"] is False for answer in answers)
+
+
+def test_an_unreadable_new_store_leaves_the_previous_one_serving(start_server, lake, tmp_path):
+    path = publish_store(lake.features, lake.as_of_seconds, tmp_path / "store")
+    server = start_server(online_store_path=str(path), store_check_seconds=3600)
+    row = lake.day(SCORED_DAY).iloc[0]
+    before = httpx.post(
+        f"{server.url}/invocations", params={"features": "1", "record": "0"}, json=as_request(row)
+    ).json()
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"not a database" * 100)
+    broken.replace(path)  # a bad file renamed into place
+    status = httpx.post(f"{server.url}/admin/refresh-store").json()
+    assert status["changed"] is False and status["available"] is True
+    assert "unreadable online store" in status["error"]
+    after = httpx.post(
+        f"{server.url}/invocations", params={"features": "1", "record": "0"}, json=as_request(row)
+    ).json()
+    assert after["fallback"] is False and after["features"] == before["features"]
