@@ -34,11 +34,12 @@ vectorised NumPy evaluator, ``serving.window_sql``, ~1 ms a call whether it scor
 transaction or a batch of them), ``duckdb`` (the engine that builds the offline features, on a
 cached single-thread connection per worker thread: ~10 ms a query however small the frame) and
 ``sqlite`` (Python's SQLite runs the same text -- window RANGE frames, ``FLOOR``, ``CAST`` --
-with the online store file attached: ~1-2 ms for one transaction's ~100 rows, growing faster
-with the frame than DuckDB). Every engine but DuckDB, the reference, is used only after it
-reproduced DuckDB's features on a canary frame at start-up (:func:`verify_engine`); ``auto``
-takes the compiled evaluator, else SQLite for requests of up to ``sqlite_max_rows``
-transactions and DuckDB above, and ``/admin/status`` says which engine was refused and why.
+over the frame copied into an in-memory table: ~1-2 ms for one transaction's ~100 rows,
+growing faster with the frame than DuckDB). Every engine but DuckDB, the reference, is used
+only after it reproduced DuckDB's features on a canary frame at start-up
+(:func:`verify_engine`); ``auto`` takes the compiled evaluator, else SQLite for requests of up
+to ``sqlite_max_rows`` transactions and DuckDB above, and ``/admin/status`` says which engine
+was refused and why.
 """
 
 from __future__ import annotations
