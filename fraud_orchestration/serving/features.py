@@ -216,7 +216,8 @@ class StoreHistory:
 
     @classmethod
     def load(cls, path: Path) -> StoreHistory:
-        """Raises ``sqlite3.Error`` when the file is not a readable online store."""
+        """Raises ``sqlite3.Error`` when the file is not a readable online store (``ValueError``
+        when a column holds something other than numbers)."""
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             cards = _read_sorted(
@@ -329,8 +330,8 @@ class OnlineStoreReader:
         assert self.path is not None
         try:
             history = StoreHistory.load(self.path)
-        except sqlite3.Error as error:
-            self.error = f"unreadable online store {self.path}: {error}"
+        except Exception as error:  # noqa: BLE001 - any bad file leaves the previous serving
+            self.error = f"unreadable online store {self.path}: {error.__class__.__name__}: {error}"
             log.warning(self.error)
             return False
         finally:

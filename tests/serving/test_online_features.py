@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -181,7 +182,25 @@ def test_a_new_store_loads_in_the_background_while_requests_keep_their_answers(
     assert all(answer["fallback"] is False for answer in answers)
 
 
-def test_an_unreadable_new_store_leaves_the_previous_one_serving(start_server, lake, tmp_path):
+def _not_a_database(path: Path) -> None:
+    path.write_bytes(b"not a database" * 100)
+
+
+def _text_where_numbers_belong(path: Path) -> None:
+    with sqlite3.connect(path) as connection:
+        for table in ("card_history", "terminal_history"):
+            connection.execute(
+                f"CREATE TABLE {table} (transaction_id, tx_time_seconds, customer_id, "
+                "terminal_id, tx_amount, tx_fraud)"
+            )
+            connection.execute(f"INSERT INTO {table} VALUES ('a', 'b', 'c', 'd', 'e', 'f')")
+    connection.close()
+
+
+@pytest.mark.parametrize("write_broken", [_not_a_database, _text_where_numbers_belong])
+def test_an_unreadable_new_store_leaves_the_previous_one_serving(
+    start_server, lake, tmp_path, write_broken
+) -> None:
     path = publish_store(lake.features, lake.as_of_seconds, tmp_path / "store")
     server = start_server(online_store_path=str(path), store_check_seconds=3600)
     row = lake.day(SCORED_DAY).iloc[0]
@@ -189,7 +208,7 @@ def test_an_unreadable_new_store_leaves_the_previous_one_serving(start_server, l
         f"{server.url}/invocations", params={"features": "1", "record": "0"}, json=as_request(row)
     ).json()
     broken = tmp_path / "broken.sqlite"
-    broken.write_bytes(b"not a database" * 100)
+    write_broken(broken)
     broken.replace(path)  # a bad file renamed into place
     status = httpx.post(f"{server.url}/admin/refresh-store").json()
     assert status["changed"] is False and status["available"] is True
