@@ -137,7 +137,8 @@ class ServingConfig:
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
     the fastest under Python's GIL: a second thread mostly waits for the lock the first
     holds, and takes small batches off the first one's queue (p99 at 10 clients 16 ms with
-    two against 7.5 ms with one, ``python -m benchmarks.serving --workers 1,2``)."""
+    two against 7.5 ms with one,
+    ``python -m benchmarks.serving --servers compiled:1,compiled:2``)."""
     batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0
     admin: bool = True

@@ -528,9 +528,9 @@ class _Partitioning:
             raise UnsupportedSQL("RANGE frames need whole-number order values")
         self.low = int(values.min()) - reach - 1
         self.span = int(values.max()) + reach + 1 - self.low + 1
-        partition, partitions = _partition_codes(key_values, dense=False)
+        partition, partitions = _partition_codes(key_values, len(values), dense=False)
         if self.span * partitions >= 1 << 62:
-            partition, partitions = _partition_codes(key_values, dense=True)
+            partition, partitions = _partition_codes(key_values, len(values), dense=True)
         if self.span * partitions >= 1 << 62:
             raise UnsupportedSQL("order values span too wide for one sort key")
         combined = partition * self.span + (values - self.low)
@@ -548,12 +548,12 @@ class _Partitioning:
         )
 
 
-def _partition_codes(keys: list[np.ndarray], dense: bool) -> tuple[np.ndarray, int]:
+def _partition_codes(keys: list[np.ndarray], rows: int, dense: bool) -> tuple[np.ndarray, int]:
     """Each row's partition as one integer (mixed radix, a digit per key) and how many codes
     there can be. Whole-number keys (ids) become their offset from the smallest, which needs
     no sort; ``dense`` (or keys that are not whole numbers) uses each key's dense rank, the
     smallest codes, for when offsets would overflow the sort key."""
-    codes = np.zeros(len(keys[0]) if keys else 0, dtype=np.int64)
+    codes = np.zeros(rows, dtype=np.int64)
     size = 1
     for key in keys:
         digit, radix = None, 0
