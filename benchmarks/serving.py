@@ -9,8 +9,8 @@ runs just this part, in seconds): a whole day's offline features are written to 
 partition; the asset's scoring path -- read the partition, ``TrainedModel.predict`` (the
 deployed model's ``inplace_predict`` on the model's feature columns), build the scores frame
 -- runs beside raw ``Booster.inplace_predict`` on the same rows already in a float32 matrix,
-with the same booster and thread setting, interleaved, best of several rounds. Target: the
-asset path within 80 % of raw ``inplace_predict``'s rows/s.
+with the same booster and thread setting, interleaved, best of 25 rounds. The predict step
+and the read step are also timed alone.
 
 Data: 5,000 simulated cards and 10,000 terminals over 41 days; the online store holds
 everything up to the end of day 39 (D); the model is trained with the project's default
@@ -33,8 +33,10 @@ whole answer; ``server_*`` figures are the service's own ``x-scoring-ms`` header
 Measured: p50/p99 latency and throughput of single transactions at 1, 10 and 50 concurrent
 clients; batch rows/s; and, beside them in the same run, raw ``Booster.inplace_predict`` on
 the same model over the same 1,000-row feature matrices (``nthread=1`` as the service
-scores, and all cores). Targets: p99 < 10 ms at 10 clients; batch rows/s within 80 % of raw
-``inplace_predict``'s (``nthread=1``). Results go to ``--output`` (JSON) and a markdown
+scores, and all cores). Targets: p99 < 10 ms at 10 clients; batch scoring within 80 % of
+raw ``inplace_predict``'s rows/s, reported three ways, each saying what it compares
+(:func:`targets`): the asset scoring a day's features in memory, the same with the Parquet
+read, and lists through the service. Results go to ``--output`` (JSON) and a markdown
 table is printed. Generated data is cached in ``benchmarks/data/serving/``.
 """
 
@@ -388,7 +390,7 @@ def raw_inplace_predict(model_dir: Path, matrices: list[np.ndarray]) -> dict[str
     return result
 
 
-def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 5) -> dict[str, Any]:
+def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 25) -> dict[str, Any]:
     """``transaction_scores``' scoring path beside raw ``inplace_predict`` on the same rows."""
     import tempfile
 
@@ -649,6 +651,8 @@ def main(argv: list[str] | None = None) -> None:
             paths["model_dir"], pd.read_parquet(paths["features"])
         )
         results["batch_scoring"]["machine"] = machine()
+        if "servers" in results:
+            results["targets"] = targets(results)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(json.dumps(results["batch_scoring"], indent=2))
