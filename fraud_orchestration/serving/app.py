@@ -581,7 +581,8 @@ class _Disconnected(Exception):
 
 class ScoringApp:
     """The scoring service as a plain ASGI 3 app: a web framework's middleware and request
-    objects cost 0.15-0.25 ms of CPU per request, against a budget of about 0.4 ms in all."""
+    objects cost 0.15-0.25 ms of CPU per request, against the ~0.75 ms in all that p99 < 10 ms
+    at 10 concurrent clients allows (``BENCHMARKS.md``)."""
 
     def __init__(self, service: ScoringService) -> None:
         self.service = service
