@@ -400,12 +400,12 @@ class _Engine:
         transactions: Sequence[Transaction],
     ) -> tuple[list[str], list]:
         """The request rows' features over store history + recent events + the request."""
-        customers = np.unique(np.array([t.customer_id for t in transactions], dtype=np.float64))
-        terminals = np.unique(np.array([t.terminal_id for t in transactions], dtype=np.float64))
-        cards, terminal_rows = store.histories(customers, terminals)
-        recent_rows = frame_from_rows(
-            recent.lookup(customers.astype(np.int64).tolist(), terminals.astype(np.int64).tolist())
+        customers = sorted({t.customer_id for t in transactions})
+        terminals = sorted({t.terminal_id for t in transactions})
+        cards, terminal_rows = store.histories(
+            np.array(customers, dtype=np.float64), np.array(terminals, dtype=np.float64)
         )
+        recent_rows = frame_from_rows(recent.lookup(customers, terminals))
         frame = merge_frames(recent_rows, cards, terminal_rows, request_frame(transactions))
         return self.run(frame, [t.transaction_id for t in transactions])
 
@@ -477,14 +477,17 @@ class SQLiteEngine(_Engine):
 
     def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
         connection = self._connection()
-        whole = {name: frame[name].astype(np.int64).tolist() for name in ROW_COLUMNS}
+
+        def whole(name: str) -> list[int]:
+            return frame[name].astype(np.int64).tolist()
+
         rows = zip(
-            whole["transaction_id"],
-            whole["tx_time_seconds"],
-            whole["customer_id"],
-            whole["terminal_id"],
+            whole("transaction_id"),
+            whole("tx_time_seconds"),
+            whole("customer_id"),
+            whole("terminal_id"),
             frame["tx_amount"].tolist(),
-            whole["tx_fraud"],
+            whole("tx_fraud"),
             strict=True,
         )
         try:
