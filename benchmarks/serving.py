@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
 from benchmarks._measure import machine
 from fraud_orchestration.assets.feature_store import online_histories
@@ -68,6 +69,7 @@ from fraud_orchestration.resources.feature_store import LocalFeatureStore
 from fraud_orchestration.serving.app import ScoringService, ServingConfig
 from fraud_orchestration.serving.schema import parse_request
 from fraud_orchestration.serving.server import free_port
+from fraud_orchestration.serving.xgboost_c_api import DensePredictor
 from fraud_orchestration.simulator import SimulationConfig, iter_days
 
 REPO = Path(__file__).resolve().parents[1]
@@ -387,7 +389,39 @@ def raw_inplace_predict(model_dir: Path, matrices: list[np.ndarray]) -> dict[str
         times.append((time.perf_counter() - started) * 1000)
     result["single_row_p50_ms"] = round(float(np.percentile(times, 50)), 4)
     result["single_row_p99_ms"] = round(float(np.percentile(times, 99)), 4)
+    result["single_row_calls_p50_ms"] = single_row_calls(model, single)
     return result
+
+
+def single_row_calls(model: TrainedModel, row: np.ndarray) -> dict[str, float]:
+    """One row through XGBoost's Python wrapper and through the service's C-API calls
+    (``DensePredictor``), interleaved: scores, and approximate contributions (the reasons)."""
+    booster = model.booster
+    booster.set_param({"nthread": 1})
+    iterations = (0, model.best_iteration + 1)
+    predictor = DensePredictor(booster, iterations)
+    x = np.ascontiguousarray(row, dtype=np.float32)
+    calls = {
+        "wrapper_inplace_predict": lambda: booster.inplace_predict(
+            x, iteration_range=iterations, validate_features=False
+        ),
+        "c_api_scores": lambda: predictor.scores(x),
+        "wrapper_approx_contribs": lambda: booster.predict(
+            xgb.DMatrix(x, nthread=1),
+            pred_contribs=True,
+            approx_contribs=True,
+            iteration_range=iterations,
+            validate_features=False,
+        ),
+        "c_api_approx_contribs": lambda: predictor.contributions(x, approximate=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(1000):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: round(float(np.median(values)), 4) for name, values in times.items()}
 
 
 def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 25) -> dict[str, Any]:
@@ -609,6 +643,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Model: {raw['trees']} trees; raw single-row inplace_predict p50 "
         f"{raw['single_row_p50_ms']} ms, p99 {raw['single_row_p99_ms']} ms.",
+        "",
+        "One row, Python wrapper against the service's C-API calls (p50 ms, interleaved): "
+        + ", ".join(f"{k} {v}" for k, v in raw["single_row_calls_p50_ms"].items()),
         "",
         "Pipeline without HTTP (median ms): "
         + "; ".join(

@@ -14,11 +14,12 @@ Loading refuses, without touching the model that is serving:
 * a decision threshold outside [0, 1] or a best iteration beyond the booster's rounds.
 
 Scores come from ``inplace_predict`` (``nthread=1``) over the card's features in the card's
-order. Reasons are each transaction's top features by contribution to the log-odds:
-``approx`` (the default) is XGBoost's ``approx_contribs`` -- Saabas' path attribution: each
-split on a transaction's path credits its feature with the change in the node's mean value --
-about 5x the cost of a prediction; ``exact`` is TreeSHAP (``pred_contribs``), about 100x
-slower on batches; ``none`` skips them.
+order, called through XGBoost's C API (:mod:`serving.xgboost_c_api`: the same call without the
+Python wrapper's per-call cost). Reasons are each transaction's top features by contribution
+to the log-odds: ``approx`` (the default) is XGBoost's ``approx_contribs`` -- Saabas' path
+attribution: each split on a transaction's path credits its feature with the change in the
+node's mean value -- about 5x the cost of a prediction; ``exact`` is TreeSHAP
+(``pred_contribs``), about 100x slower on batches; ``none`` skips them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import xgboost as xgb
 
 from fraud_orchestration.modeling.trainer import TrainedModel, read_model_card
+from fraud_orchestration.serving.xgboost_c_api import DensePredictor
 
 MODEL_SUFFIXES = (".json", ".ubj")
 REASON_METHODS = ("approx", "exact", "none")
@@ -55,6 +57,7 @@ class ModelSlot:
     """Positions of ``features`` among the service's computed features."""
     threshold: float
     iteration_range: tuple[int, int]
+    predictor: DensePredictor
     card: dict[str, Any]
     reasons_method: str = "approx"
     top_reasons: int = 3
@@ -65,26 +68,18 @@ class ModelSlot:
 
     def predict(self, values: np.ndarray) -> np.ndarray:
         """Fraud probabilities for rows of the service's feature matrix."""
+        # The columns were picked by name at load time (``columns``), so the booster's
+        # feature names are not validated again on every call.
         x = np.ascontiguousarray(values[:, self.columns], dtype=np.float32)
-        # The columns were picked by name at load time (``columns``); re-validating the
-        # booster's feature names on every call would cost more than one row's prediction.
-        scores = self.booster.inplace_predict(
-            x, iteration_range=self.iteration_range, validate_features=False
-        )
-        return np.asarray(scores, dtype=np.float64).reshape(len(x))
+        return self.predictor.scores(x).astype(np.float64).reshape(len(x))
 
     def reasons(self, values: np.ndarray) -> list[list[dict[str, Any]]]:
         if self.reasons_method == "none" or self.top_reasons <= 0:
             return [[] for _ in range(len(values))]
         selected = values[:, self.columns]
         x = np.ascontiguousarray(selected, dtype=np.float32)
-        matrix = xgb.DMatrix(x, nthread=1)
-        contributions = self.booster.predict(
-            matrix,
-            pred_contribs=True,
-            approx_contribs=self.reasons_method == "approx",
-            iteration_range=self.iteration_range,
-            validate_features=False,  # as in predict: the columns are the model's, in order
+        contributions = self.predictor.contributions(
+            x, approximate=self.reasons_method == "approx"
         )[:, : len(self.features)]
         top = np.argsort(-contributions, axis=1, kind="stable")[:, : self.top_reasons]
         return [
@@ -204,6 +199,7 @@ def load_slot(
         columns=np.array([position[name] for name in features], dtype=np.int64),
         threshold=float(threshold),
         iteration_range=(0, best + 1),
+        predictor=DensePredictor(booster, (0, best + 1)),
         card=card,
         reasons_method=reasons_method,
         top_reasons=top_reasons,

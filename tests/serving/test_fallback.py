@@ -58,43 +58,45 @@ def test_terminal_risk_rule_uses_the_online_features(start_server, lake) -> None
 
 
 class Exploding:
-    def __init__(self, booster) -> None:
-        self.booster = booster
+    """Stands in for a slot's predictor (its XGBoost calls)."""
 
-    def inplace_predict(self, *args, **kwargs):
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+
+    def scores(self, x):
         raise RuntimeError("the model broke")
 
-    def predict(self, *args, **kwargs):
+    def contributions(self, x, approximate):
         raise RuntimeError("the model broke")
 
 
 class ReturnsNaN(Exploding):
-    def inplace_predict(self, data, **kwargs):
-        return np.full(len(data), np.nan, dtype=np.float32)
+    def scores(self, x):
+        return np.full(len(x), np.nan, dtype=np.float32)
 
 
 class Slow(Exploding):
-    def inplace_predict(self, data, **kwargs):
+    def scores(self, x):
         time.sleep(2.0)
-        return self.booster.inplace_predict(data, **kwargs)
+        return self.predictor.scores(x)
 
-    def predict(self, *args, **kwargs):
-        return self.booster.predict(*args, **kwargs)
+    def contributions(self, x, approximate):
+        return self.predictor.contributions(x, approximate)
 
 
 @pytest.mark.parametrize("broken", [Exploding, ReturnsNaN])
 def test_rules_answer_when_the_model_fails(start_server, broken) -> None:
     server = start_server()
     slot = server.service.active
-    healthy = slot.booster
-    slot.booster = broken(healthy)
+    healthy = slot.predictor
+    slot.predictor = broken(healthy)
     try:
         answer = post(server.url, EXPENSIVE)
         assert answer["fallback"] is True and answer["fallback_reason"] == "model_error"
         assert answer["decision"] == "fraud"
         assert server.service.counters["model_errors"] == 1
     finally:
-        slot.booster = healthy
+        slot.predictor = healthy
     answer = post(server.url, {**CHEAP, "transaction_id": 20_000_003})
     assert answer["fallback"] is False and answer["model_version"] == "v1"
 
@@ -102,8 +104,8 @@ def test_rules_answer_when_the_model_fails(start_server, broken) -> None:
 def test_rules_answer_within_the_budget_when_the_model_is_slow(start_server) -> None:
     server = start_server(budget_ms=300)
     slot = server.service.active
-    healthy = slot.booster
-    slot.booster = Slow(healthy)
+    healthy = slot.predictor
+    slot.predictor = Slow(healthy)
     try:
         started = time.perf_counter()
         answer = post(server.url, EXPENSIVE, features="true")
@@ -113,7 +115,7 @@ def test_rules_answer_within_the_budget_when_the_model_is_slow(start_server) -> 
         assert answer["features"] is not None  # the features were ready: rules used them
         assert elapsed < 1.5, f"answered after {elapsed:.3f} s"
     finally:
-        slot.booster = healthy
+        slot.predictor = healthy
 
 
 def test_rules_answer_when_the_model_would_miss_the_budget(start_server) -> None:
