@@ -102,7 +102,7 @@ def parse_json(body: bytes, max_rows: int) -> ParsedRequest:
     if not text.strip():
         raise RequestError(400, "malformed_json", "the body is empty: send a JSON object or list")
     try:
-        document = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        document = _DECODER.decode(text)
     except _DuplicateKey as error:
         raise RequestError(400, "invalid_transaction", str(error)) from None
     except _NonFiniteConstant as error:
@@ -365,3 +365,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(f"field {key[:40]!r} appears twice in one object")
         result[key] = value
     return result
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+"""Built once: ``json.loads`` with these arguments builds a decoder on every call."""
