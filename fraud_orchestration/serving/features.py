@@ -652,10 +652,8 @@ class FeatureComputer:
             raise RuntimeError(f"the feature SQL did not produce {missing}")
         position = {int(i): n for n, i in enumerate(by_name["transaction_id"])}
         order = np.array([position[i] for i in request_ids], dtype=np.int64)
-        values = np.empty((len(request_ids), len(self.names)), dtype=np.float64)
-        for j, name in enumerate(self.names):
-            values[:, j] = np.asarray(by_name[name][order], dtype=np.float64)
-        return FeatureMatrix(self.names, values)
+        columns = [np.asarray(by_name[name], dtype=np.float64) for name in self.names]
+        return FeatureMatrix(self.names, np.column_stack(columns)[order])
 
     def status(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ Whole numbers up to 2**53 (epoch seconds, ids, counts) are exact in float64.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -360,7 +361,8 @@ def _arithmetic(symbol: str, a: Value, b: Value) -> Value:
         return a - b
     if symbol == "*":
         return a * b
-    if np.any(np.equal(b, 0) & ~np.isnan(a)):
+    zero = np.equal(b, 0)
+    if np.any(zero) and np.any(zero & ~np.isnan(a)):  # zeros are rare: one test usually
         raise DivisionByZero(f"division by zero in {symbol}")
     if symbol == "/":
         return np.divide(a, b)
@@ -476,17 +478,25 @@ class _Frames:
         self.starts = starts
         self.ends = ends
         self.sizes = (ends - starts).astype(np.float64)
-        self.empty = ends == starts
-        self.indices = np.empty(2 * len(starts), dtype=np.int64)
+
+    @functools.cached_property
+    def empty(self) -> np.ndarray:
+        return self.ends == self.starts
+
+    @functools.cached_property
+    def indices(self) -> np.ndarray:
         """``reduceat`` indices: (start, end) pairs; the values get one padding element,
         so that an end equal to their length is a valid index."""
-        self.indices[0::2] = starts
-        self.indices[1::2] = ends
+        indices = np.empty(2 * len(self.starts), dtype=np.int64)
+        indices[0::2] = self.starts
+        indices[1::2] = self.ends
+        return indices
 
-    def reduce(self, ufunc: np.ufunc, values: np.ndarray, empty: float) -> np.ndarray:
-        """``ufunc.reduce(sorted values[start:end])`` per output row; ``empty`` if none."""
-        padded = np.concatenate((values, (empty,)))
-        return np.where(self.empty, empty, ufunc.reduceat(padded, self.indices)[0::2])
+    def reduce(self, ufunc: np.ufunc, padded: np.ndarray) -> np.ndarray:
+        """``ufunc.reduce(sorted values[start:end])`` per output row, from the values with
+        their padding element (:meth:`_SortedArgument.padded`). An empty frame's result is
+        meaningless: the caller masks it (its count is 0)."""
+        return ufunc.reduceat(padded, self.indices)[0::2]
 
 
 class _SortedArgument:
@@ -499,15 +509,20 @@ class _SortedArgument:
         self.all_present = bool(present.all())
         self.present = present
         self.cumulative = np.concatenate(((0,), np.cumsum(present)))
+        self._padded: dict[float, np.ndarray] = {}
 
     def counts(self, frames: _Frames) -> np.ndarray:
         if self.all_present:
             return frames.sizes
         return (self.cumulative[frames.ends] - self.cumulative[frames.starts]).astype(np.float64)
 
-    def filled(self, fill: float) -> np.ndarray:
-        """The values with NULL replaced by ``fill`` (the reduction's identity)."""
-        return self.values if self.all_present else np.where(self.present, self.values, fill)
+    def padded(self, fill: float) -> np.ndarray:
+        """The values with NULL replaced by ``fill`` (the reduction's identity) and one
+        ``fill`` appended (``reduceat``'s padding), built once per identity."""
+        if fill not in self._padded:
+            values = self.values if self.all_present else np.where(self.present, self.values, fill)
+            self._padded[fill] = np.concatenate((values, (fill,)))
+        return self._padded[fill]
 
 
 class _Partitioning:
@@ -518,14 +533,7 @@ class _Partitioning:
     ``searchsorted``, can then never reach into a neighbouring partition.
     """
 
-    def __init__(self, columns: Columns, keys: tuple[str, ...], order_by: str, reach: int) -> None:
-        key_values = [columns[name] for name in keys]
-        order_values = columns[order_by]
-        if np.isnan(order_values).any() or any(np.isnan(key).any() for key in key_values):
-            raise UnsupportedSQL("NULL partition keys or order values are not supported")
-        values = order_values.astype(np.int64)
-        if not np.array_equal(values, order_values):
-            raise UnsupportedSQL("RANGE frames need whole-number order values")
+    def __init__(self, key_values: list[np.ndarray], values: np.ndarray, reach: int) -> None:
         self.low = int(values.min()) - reach - 1
         self.span = int(values.max()) + reach + 1 - self.low + 1
         partition, partitions = _partition_codes(key_values, len(values), dense=False)
@@ -539,13 +547,51 @@ class _Partitioning:
         self.partition = partition
         self.values = values
 
-    def frames(self, rows: np.ndarray, window: Window) -> _Frames:
-        """Frame bounds for the output rows (indices ``rows`` into the input)."""
+    def frames(self, rows: np.ndarray, windows: _WindowGroup) -> dict[str, _Frames]:
+        """Frame bounds of every window of the group for the output rows (indices ``rows``
+        into the input): two ``searchsorted`` calls for all of them."""
         at = self.partition[rows] * self.span + (self.values[rows] - self.low)
-        return _Frames(
-            np.searchsorted(self.sorted_keys, at + window.lower, side="left"),
-            np.searchsorted(self.sorted_keys, at + window.upper, side="right"),
+        starts = np.searchsorted(self.sorted_keys, at + windows.lowers, side="left")
+        ends = np.searchsorted(self.sorted_keys, at + windows.uppers, side="right")
+        return {name: _Frames(starts[i], ends[i]) for i, name in enumerate(windows.names)}
+
+
+@dataclass(frozen=True)
+class _WindowGroup:
+    """The windows sharing a partitioning: their names and frame offsets as columns."""
+
+    names: tuple[str, ...]
+    lowers: np.ndarray
+    uppers: np.ndarray
+
+    @classmethod
+    def of(cls, windows: dict[str, Window]) -> _WindowGroup:
+        def column(offsets: list[int]) -> np.ndarray:
+            return np.array(offsets, dtype=np.int64).reshape(-1, 1)
+
+        return cls(
+            tuple(windows),
+            column([window.lower for window in windows.values()]),
+            column([window.upper for window in windows.values()]),
         )
+
+
+def _order_values(columns: Columns, name: str) -> np.ndarray:
+    """An ORDER BY column as int64: RANGE offsets are whole seconds here."""
+    values = columns[name]
+    if np.isnan(values).any():
+        raise UnsupportedSQL("NULL partition keys or order values are not supported")
+    whole = values.astype(np.int64)
+    if not np.array_equal(whole, values):
+        raise UnsupportedSQL("RANGE frames need whole-number order values")
+    return whole
+
+
+def _partition_keys(columns: Columns, names: tuple[str, ...]) -> list[np.ndarray]:
+    keys = [columns[name] for name in names]
+    if any(np.isnan(key).any() for key in keys):
+        raise UnsupportedSQL("NULL partition keys or order values are not supported")
+    return keys
 
 
 def _partition_codes(keys: list[np.ndarray], rows: int, dense: bool) -> tuple[np.ndarray, int]:
@@ -577,13 +623,13 @@ def _aggregate(function: str, argument: _SortedArgument, frames: _Frames) -> np.
     if function == "COUNT":
         return counts
     if function in ("SUM", "AVG"):
-        sums = frames.reduce(np.add, argument.filled(0.0), 0.0)
+        sums = frames.reduce(np.add, argument.padded(0.0))
         if function == "AVG":
             sums = sums / counts
         return _nan_where(counts == 0, sums)
     fill = -np.inf if function == "MAX" else np.inf
     ufunc = np.maximum if function == "MAX" else np.minimum
-    return _nan_where(counts == 0, frames.reduce(ufunc, argument.filled(fill), fill))
+    return _nan_where(counts == 0, frames.reduce(ufunc, argument.padded(fill)))
 
 
 def _constant_aggregate(function: str, value: float, frames: _Frames) -> np.ndarray:
@@ -622,6 +668,14 @@ class CompiledQuery:
                     raise UnsupportedSQL("aggregates of aggregates are not supported")
                 seen[aggregate] = None
         self.aggregates = [(node, _compile(node[2])) for node in seen]
+        used = {node[3] for node in seen}
+        by_sorting: dict[tuple[tuple[str, ...], str], dict[str, Window]] = {}
+        for name, window in self.windows.items():
+            if name in used:
+                sorting = (window.partition_by, window.order_by)
+                by_sorting.setdefault(sorting, {})[name] = window
+        self.groups = {sorting: _WindowGroup.of(group) for sorting, group in by_sorting.items()}
+        """The windows the outputs use, by the sort they share."""
         self.reach = max(
             (max(-window.lower, window.upper) for window in self.windows.values()), default=0
         )
@@ -636,6 +690,16 @@ class CompiledQuery:
     def _evaluate(self, columns: Columns, rows: np.ndarray) -> Columns:
         partitionings: dict[tuple, _Partitioning] = {}
         frames: dict[str, _Frames] = {}
+        order_values: dict[str, np.ndarray] = {}
+        for sorting, group in self.groups.items():
+            keys, order_by = sorting
+            if order_by not in order_values:
+                order_values[order_by] = _order_values(columns, order_by)
+            partitioning = _Partitioning(
+                _partition_keys(columns, keys), order_values[order_by], self.reach
+            )
+            partitionings[sorting] = partitioning
+            frames.update(partitioning.frames(rows, group))
         arguments: dict[Node, Value] = {}
         sorted_arguments: dict[tuple, _SortedArgument] = {}
         everything = _Context(columns, {})
@@ -644,10 +708,6 @@ class CompiledQuery:
             function, argument_node, window_name = node[1], node[2], node[3]
             window = self.windows[window_name]
             sorting = (window.partition_by, window.order_by)
-            if sorting not in partitionings:
-                partitionings[sorting] = _Partitioning(columns, *sorting, self.reach)
-            if window_name not in frames:
-                frames[window_name] = partitionings[sorting].frames(rows, window)
             if argument_node not in arguments:
                 arguments[argument_node] = argument(everything)
             values = arguments[argument_node]
