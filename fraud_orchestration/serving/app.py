@@ -136,8 +136,8 @@ class ServingConfig:
     """Scoring threads. Each takes every request waiting when it is free (up to
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
     the fastest under Python's GIL: a second thread mostly waits for the lock the first
-    holds, and takes small batches off the first one's queue (p99 at 10 clients 16 ms with
-    two against 7.5 ms with one,
+    holds, and takes small batches off the first one's queue (p99 at 10 clients 36.4 ms with
+    two against 22.2 ms with one,
     ``python -m benchmarks.serving --servers compiled:1,compiled:2``)."""
     batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0
@@ -580,7 +580,7 @@ class _Disconnected(Exception):
 
 class ScoringApp:
     """The scoring service as a plain ASGI 3 app: a web framework's middleware and request
-    objects cost 0.15-0.25 ms of CPU per request, against the ~0.75 ms in all that p99 < 10 ms
+    objects cost 0.15-0.25 ms of CPU per request, against the ~0.7 ms in all that p99 < 10 ms
     at 10 concurrent clients allows (``BENCHMARKS.md``)."""
 
     def __init__(self, service: ScoringService) -> None:
