@@ -51,13 +51,13 @@ class ModelLoadError(Exception):
 class ModelSlot:
     version: str
     model_dir: str
-    booster: xgb.Booster
     features: list[str]
     columns: np.ndarray
     """Positions of ``features`` among the service's computed features."""
     threshold: float
     iteration_range: tuple[int, int]
     predictor: DensePredictor
+    """The booster's scores and contributions (it holds the booster)."""
     card: dict[str, Any]
     reasons_method: str = "approx"
     top_reasons: int = 3
@@ -194,7 +194,6 @@ def load_slot(
     return ModelSlot(
         version=str(version),
         model_dir=str(directory),
-        booster=booster,
         features=list(features),
         columns=np.array([position[name] for name in features], dtype=np.int64),
         threshold=float(threshold),

@@ -6,8 +6,9 @@ text of ``transaction_features.sql`` -- not a hand-written copy of its logic -- 
 expression tree once, at start-up, and evaluates it over a small frame with NumPy:
 
 * every window (``PARTITION BY`` columns, ``ORDER BY`` one numeric column, a ``RANGE`` frame of
-  constant offsets) becomes one sort of the frame by (partition, order value) and two
-  ``searchsorted`` calls giving each output row's frame bounds;
+  constant offsets) becomes a sort of the frame by (partition, order value), shared by the
+  windows with the same ``PARTITION BY`` and ``ORDER BY``; two ``searchsorted`` calls give
+  every output row's frame bounds in all the windows of one sort;
 * every aggregate (``COUNT(*)``, ``COUNT``, ``SUM``, ``AVG``, ``MIN``, ``MAX`` of any row
   expression) is one ``reduceat`` over its argument sorted the window's way (counts: the
   difference of two cumulative counts), computed once however often the text repeats it;
