@@ -2,6 +2,7 @@
 
     python -m benchmarks.serving [--quick] [--servers compiled:1,compiled:2,sqlite:1]
                                  [--output PATH]
+    python -m benchmarks.serving --servers compiled:1,compiled:1@48e3830   # against a commit
     python -m benchmarks.serving --batch-scoring-only    # only the asset's batch path
 
 The batch half of hybrid scoring (the ``transaction_scores`` asset, ``--batch-scoring-only``
@@ -24,7 +25,9 @@ single transactions -- except a budget of 20 ms per extra row of a list, so that
 figures measure the model path rather than the fallback), once per ``engine:threads`` of
 ``--servers``, one after the other in the same run: by default ``compiled:1`` (the service's
 defaults: the compiled evaluator, one scoring thread), ``compiled:2`` (two scoring threads)
-and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is refused). The
+and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is refused).
+``engine:threads@REF`` runs the service of another commit (a temporary ``git worktree``, on
+the same data) in the same run: a change's before and after, side by side. The
 load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams in this process,
 so the client's own cost stays small -- but both share the machine's cores, which the
 figures include. Latency is measured by the client, from writing the request to reading the
@@ -44,12 +47,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -165,7 +171,9 @@ def request_bodies(rows: pd.DataFrame) -> list[bytes]:
 class ServerProcess:
     """The service in its own process; stopped by its own pid."""
 
-    def __init__(self, paths: dict[str, Path], engine: str, workers: int) -> None:
+    def __init__(
+        self, paths: dict[str, Path], engine: str, workers: int, source: Path = REPO
+    ) -> None:
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         store = LocalFeatureStore(root=str(paths["store_root"])).online_path
@@ -190,7 +198,8 @@ class ServerProcess:
             "--budget-ms-per-extra-row",
             str(BATCH_BUDGET_MS_PER_ROW),
         ]
-        self.process = subprocess.Popen(command, cwd=REPO)
+        # ``-m`` puts the working directory first on sys.path: the server runs ``source``'s code.
+        self.process = subprocess.Popen(command, cwd=source)
 
     async def wait_ready(self, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -426,7 +435,6 @@ def single_row_calls(model: TrainedModel, row: np.ndarray) -> dict[str, float]:
 
 def batch_scoring(model_dir: Path, features: pd.DataFrame, rounds: int = 25) -> dict[str, Any]:
     """``transaction_scores``' scoring path beside raw ``inplace_predict`` on the same rows."""
-    import tempfile
 
     import pyarrow as pa
 
@@ -543,27 +551,76 @@ async def run(paths: dict[str, Path], limits: Limits, variants: list[str]) -> di
         "servers": {},
     }
     for variant in variants:
-        engine, workers = variant.split(":")
-        server = ServerProcess(paths, engine, int(workers))
-        try:
-            await server.wait_ready()
-            cursor = 0
-            # Warm-up: connections, caches, the first requests of every scoring thread.
-            pid = server.process.pid
-            _, cursor = await single_level(server.port, singles, cursor, 4, QUICK_WARMUP, pid)
-            levels = []
-            for concurrency in CONCURRENCY:
-                level, cursor = await single_level(
-                    server.port, singles, cursor, concurrency, limits, pid
-                )
-                print(f"  {variant} c={concurrency}: {level}", flush=True)
-                levels.append(level)
-            batch = await batch_level(server.port, batches, limits, pid)
-            print(f"  {variant} batch: {batch}", flush=True)
-            results["servers"][variant] = {"single": levels, "batch": batch}
-        finally:
-            server.stop()
+        setting, _, ref = variant.partition("@")
+        engine, workers = setting.split(":")
+        with checkout(ref) as source:
+            server = ServerProcess(paths, engine, int(workers), source)
+            await measure_server(server, variant, singles, batches, limits, results)
+            results["servers"][variant]["commit"] = commit_of(source)
     return results
+
+
+def commit_of(tree: Path) -> str:
+    """The commit a working tree is at, ``+changes`` when it has uncommitted ones."""
+    head = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return f"{head}+changes" if changed else head
+
+
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """This working tree when ``ref`` is empty, else a temporary ``git worktree`` of
+    ``ref`` (a commit to compare against), removed afterwards."""
+    if not ref:
+        yield REPO
+        return
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as parent:
+        tree = Path(parent) / "tree"
+        git = ["git", "-C", str(REPO), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(tree), ref], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=True)
+
+
+async def measure_server(
+    server: ServerProcess,
+    variant: str,
+    singles: list[bytes],
+    batches: list[bytes],
+    limits: Limits,
+    results: dict[str, Any],
+) -> None:
+    """Single transactions at each concurrency, then lists, into ``results["servers"]``."""
+    try:
+        await server.wait_ready()
+        cursor = 0
+        # Warm-up: connections, caches, the first requests of every scoring thread.
+        pid = server.process.pid
+        _, cursor = await single_level(server.port, singles, cursor, 4, QUICK_WARMUP, pid)
+        levels = []
+        for concurrency in CONCURRENCY:
+            level, cursor = await single_level(
+                server.port, singles, cursor, concurrency, limits, pid
+            )
+            print(f"  {variant} c={concurrency}: {level}", flush=True)
+            levels.append(level)
+        batch = await batch_level(server.port, batches, limits, pid)
+        print(f"  {variant} batch: {batch}", flush=True)
+        results["servers"][variant] = {"single": levels, "batch": batch}
+    finally:
+        server.stop()
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -612,7 +669,9 @@ def markdown(results: dict[str, Any]) -> str:
     raw = results["raw_inplace_predict"]
     lines = [
         f"Machine: {results['machine']['cpus']} CPUs, load average "
-        f"{results['machine']['load_average_1m']} at the start.",
+        f"{results['machine']['load_average_1m']} at the start. Servers' code: "
+        + ", ".join(f"{name} at {run['commit']}" for name, run in results["servers"].items())
+        + ".",
         "",
         "| server | clients | requests | req/s | p50 ms | p99 ms | server p50 | server p99 "
         "| fallbacks | server CPU ms/req | load avg |",
@@ -670,8 +729,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--servers",
         default="compiled:1,compiled:2,sqlite:1",
-        help="engine:scoring-threads of each server, run one after the other (the first "
-        "one's figures are checked against the targets)",
+        help="engine:scoring-threads[@git-ref] of each server, run one after the other (the "
+        "first one's figures are checked against the targets; @ref serves that commit's code)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
