@@ -136,8 +136,8 @@ class ServingConfig:
     """Scoring threads. Each takes every request waiting when it is free (up to
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
     the fastest under Python's GIL: a second thread mostly waits for the lock the first
-    holds, and takes small batches off the first one's queue (p99 at 10 clients 36.4 ms with
-    two against 22.2 ms with one,
+    holds, and takes small batches off the first one's queue (p99 at 10 clients 37.5 ms with
+    two against 18.2 ms with one,
     ``python -m benchmarks.serving --servers compiled:1,compiled:2``)."""
     batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0

@@ -3,8 +3,8 @@
 On a few rows the Python wrapper's bookkeeping costs about as much as XGBoost's own work: it
 re-dispatches on the input's type, serialises its JSON arguments and wraps the output on
 every call; here the arguments are serialised once per model. For one transaction of the
-benchmark's model, ``inplace_predict`` took 0.39 ms against 0.21 ms here, and approximate
-contributions 0.55 ms against 0.31 ms (medians, interleaved, ``python -m benchmarks.serving``).
+benchmark's model, ``inplace_predict`` took 0.37 ms against 0.21 ms here, and approximate
+contributions 0.52 ms against 0.30 ms (medians, interleaved, ``python -m benchmarks.serving``).
 
 :meth:`DensePredictor.scores` is the call ``inplace_predict`` makes
 (``XGBoosterPredictFromDense``); :meth:`DensePredictor.contributions` the calls
