@@ -562,19 +562,15 @@ async def run(paths: dict[str, Path], limits: Limits, variants: list[str]) -> di
 
 def commit_of(tree: Path) -> str:
     """The commit a working tree is at, ``+changes`` when it has uncommitted ones."""
-    head = subprocess.run(
-        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    changed = subprocess.run(
-        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return f"{head}+changes" if changed else head
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(tree), *arguments], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    return f"{head}+changes" if git("status", "--porcelain", "--untracked-files=no") else head
 
 
 @contextlib.contextmanager
