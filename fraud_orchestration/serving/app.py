@@ -477,7 +477,8 @@ class ScoringService:
         with self._ready:
             self._queue.append(job)
             self._ready.notify()
-        # One timer instead of wait_for(shield(...)): a task and a future less per request.
+        # The budget is a loop timer (see _abandon): wait_for(shield(...)) would cost a task
+        # and a future more per request.
         timer = job.loop.call_later(max(job.deadline - time.perf_counter(), 0.0), _abandon, job)
         try:
             answers = await job.future
