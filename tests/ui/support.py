@@ -53,6 +53,17 @@ def wait_until(
     condition: Callable[[], Any], timeout: float, describe: str, interval: float = 1.0
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    value, last_error = poll(condition, timeout, interval)
+    if value:
+        return value
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {describe}{detail}")
+
+
+def poll(
+    condition: Callable[[], Any], timeout: float, interval: float = 1.0
+) -> tuple[Any, Exception | None]:
+    """Poll ``condition`` for up to ``timeout`` seconds; its last value and the last error."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -60,11 +71,8 @@ def wait_until(
             value = condition()
         except (httpx.HTTPError, OSError) as error:  # the server is not answering yet
             value, last_error = None, error
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {describe}{detail}")
+        if value or time.monotonic() > deadline:
+            return value, last_error
         time.sleep(interval)
 
 
