@@ -168,11 +168,21 @@ def request_bodies(rows: pd.DataFrame) -> list[bytes]:
 # --------------------------------------------------------------------------- server
 
 
+SPLIT_FLAGS = {"process": "--scoring-process", "inproc": "--no-scoring-process"}
+"""``engine:threads:process`` scores in a child process beside the HTTP front,
+``engine:threads:inproc`` in the HTTP process itself."""
+
+
 class ServerProcess:
     """The service in its own process; stopped by its own pid."""
 
     def __init__(
-        self, paths: dict[str, Path], engine: str, workers: int, source: Path = REPO
+        self,
+        paths: dict[str, Path],
+        engine: str,
+        workers: int,
+        source: Path = REPO,
+        split: str | None = None,
     ) -> None:
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
@@ -198,6 +208,8 @@ class ServerProcess:
             "--budget-ms-per-extra-row",
             str(BATCH_BUDGET_MS_PER_ROW),
         ]
+        if split is not None:  # else the server's default (a commit before the flag has none)
+            command.append(SPLIT_FLAGS[split])
         # ``-m`` puts the working directory first on sys.path: the server runs ``source``'s code.
         self.process = subprocess.Popen(command, cwd=source)
 
@@ -267,12 +279,22 @@ class Connection:
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (this one when None), all its threads."""
+    """User + system CPU seconds of a process (this one when None), all its threads, with
+    its running children's (a server's scoring process)."""
     if pid is None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
 
 
 async def single_level(
@@ -552,9 +574,9 @@ async def run(paths: dict[str, Path], limits: Limits, variants: list[str]) -> di
     }
     for variant in variants:
         setting, _, ref = variant.partition("@")
-        engine, workers = setting.split(":")
+        engine, workers, *split = setting.split(":")
         with checkout(ref) as source:
-            server = ServerProcess(paths, engine, int(workers), source)
+            server = ServerProcess(paths, engine, int(workers), source, *split)
             await measure_server(server, variant, singles, batches, limits, results)
             results["servers"][variant]["commit"] = commit_of(source)
     return results
@@ -725,8 +747,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--servers",
         default="compiled:1,compiled:2,sqlite:1",
-        help="engine:scoring-threads[@git-ref] of each server, run one after the other (the "
-        "first one's figures are checked against the targets; @ref serves that commit's code)",
+        help="engine:scoring-threads[:process|:inproc][@git-ref] of each server, run one after "
+        "the other (the first one's figures are checked against the targets; process / inproc "
+        "score in a child process or in the HTTP process; @ref serves that commit's code)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", help="a JSON rule set for the fallback")
     serve.add_argument("--budget-ms", type=float, default=200.0)
     serve.add_argument("--engine", choices=SERVING_ENGINES, default="auto")
+    serve.add_argument(
+        "--scoring-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score in a child process beside the HTTP front (the default), or in its own",
+    )
     serve.set_defaults(handler=_serve)
 
     score = commands.add_parser("score", help="score one transaction with a running service")
@@ -181,6 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
         rules_path=args.rules,
         budget_ms=args.budget_ms,
         engine=args.engine,
+        scoring_process=args.scoring_process,
         **default_paths(load_settings().home),
     )
     return 0

@@ -70,7 +70,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -98,6 +98,9 @@ from fraud_orchestration.serving.model import (
 )
 from fraud_orchestration.serving.rules import RuleSet
 from fraud_orchestration.serving.schema import RequestError, Transaction, parse_request
+
+if TYPE_CHECKING:
+    from fraud_orchestration.serving.scoring_process import ScoringProcess
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,10 @@ class ServingConfig:
     top_reasons: int = 3
     feature_policy: str = "subset"
     """``subset``: a model may use any of the computed features; ``exact``: all of them."""
+    scoring_process: bool = False
+    """Score in a child process of the HTTP server's own (``serving.scoring_process``): the
+    event loop and the scoring thread then stop taking turns under one GIL. ``serve`` turns
+    it on; tests that reach into the service keep it in process."""
     workers: int = 1
     """Scoring threads. Each takes every request waiting when it is free (up to
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
@@ -153,29 +160,35 @@ class ServingConfig:
 
 
 class _Job:
-    """One request's scoring work; a scoring thread answers it through ``future``. The event
-    loop may abandon it when the budget is spent (the rules answer instead)."""
+    """One request's scoring work. Past its deadline (``time.perf_counter``, CLOCK_MONOTONIC
+    on Linux, so the same clock in every process) the rules answer instead, and a scoring
+    thread that has not started it skips it. ``reply`` is what the service's ``deliver``
+    needs to hand the answers back (see :data:`Deliver`)."""
 
     def __init__(
-        self,
-        transactions: list[Transaction],
-        deadline: float,
-        record: bool,
-        loop: asyncio.AbstractEventLoop,
+        self, transactions: list[Transaction], deadline: float, record: bool, reply: Any
     ) -> None:
         self.transactions = transactions
         self.deadline = deadline
         self.record = record
         self.features: FeatureMatrix | None = None
-        self.abandoned = False
-        self.loop = loop
-        self.future: asyncio.Future[list[dict[str, Any]] | None] = loop.create_future()
+        self.reply = reply
 
-    def answer(self, answers: list[dict[str, Any]] | None) -> None:
-        """Hand the answers to the event loop (from a scoring thread); nobody waits for
-        them any more once the loop is closed (the server stopped)."""
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+
+Deliver = Callable[[list[_Job], list["list[dict[str, Any]] | None"]], None]
+"""How a scoring thread hands a batch's answers back (None for a job skipped past its
+deadline): each job's own callback (:func:`answer_each`, one process), or one message for
+the whole batch to the HTTP front (``serving.scoring_process``)."""
+
+
+def answer_each(batch: list[_Job], answers: list[list[dict[str, Any]] | None]) -> None:
+    """Call each job's ``reply(answers)``; nobody waits any more once the server stopped."""
+    for job, job_answers in zip(batch, answers, strict=True):
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(_resolve, self.future, answers)
+            job.reply(job_answers)
 
 
 def take_batch(queue: deque[_Job], max_rows: int) -> list[_Job]:
@@ -205,8 +218,9 @@ def take_batch(queue: deque[_Job], max_rows: int) -> list[_Job]:
 class ScoringService:
     """The state behind the app: model slots, online features, rules, counters."""
 
-    def __init__(self, config: ServingConfig) -> None:
+    def __init__(self, config: ServingConfig, deliver: Deliver = answer_each) -> None:
         self.config = config
+        self.deliver = deliver
         self.store = OnlineStoreReader(config.online_store_path, config.store_check_seconds)
         self.recent = RecentEvents(max_events=config.recent_max_events)
         self.store.on_new_store(self.recent.drop_before)
@@ -351,8 +365,10 @@ class ScoringService:
             except Exception:
                 log.exception("scoring failed")
                 answers = [self.rules_answers(job, "internal_error") for job in batch]
-            for job, job_answers in zip(batch, answers, strict=True):
-                job.answer(job_answers)
+            self.deliver(batch, answers)
+            # Remembered once answered, on this thread: the next batch's windows see them.
+            self.recent.add([t for job in batch if job.record for t in job.transactions])
+            self._count("batches")
 
     def _next_batch(self) -> list[_Job] | None:
         with self._ready:
@@ -365,7 +381,7 @@ class ScoringService:
     def score_batch(self, batch: list[_Job]) -> list[list[dict[str, Any]] | None]:
         """Features of every transaction of the batch in one pass, then the model in one
         pass; each job's own answers (None for a job abandoned before it started)."""
-        started = [not job.abandoned for job in batch]  # read once: the loop may flip it
+        started = [not job.expired() for job in batch]  # read once: the clock moves on
         jobs = [job for job, live in zip(batch, started, strict=True) if live]
         scored = iter(self._score_jobs(jobs) if jobs else [])
         return [next(scored) if live else None for live in started]
@@ -397,7 +413,7 @@ class ScoringService:
             affordable = slot is not None and slot.estimate_ms(len(job.transactions)) <= (
                 remaining_ms
             )
-            if job.abandoned or not affordable:
+            if job.expired() or not affordable:
                 results.append(self.rules_answers(job, "time_budget"))
             else:
                 assert job.features is not None
@@ -446,49 +462,21 @@ class ScoringService:
 
     def rules_answers(self, job: _Job, reason: str) -> list[dict[str, Any]]:
         self._count(f"fallback_{reason}", len(job.transactions))
-        features = job.features
-        score_by_rule = {rule.name: rule.score for rule in self.rules.rules}
-        answers = []
-        for index, t in enumerate(job.transactions):
-            values = features.row(index) if features is not None else {"tx_amount": t.tx_amount}
-            answer = self.rules.evaluate(values)
-            answers.append(
-                {
-                    "transaction_id": t.transaction_id,
-                    "score": answer.score,
-                    "decision": "fraud" if answer.decision else "genuine",
-                    "threshold": self.rules.threshold,
-                    "reasons": [{"rule": n, "score": score_by_rule[n]} for n in answer.reasons],
-                    "model_version": None,
-                    "rules_version": self.rules.version,
-                    "fallback": True,
-                    "fallback_reason": reason,
-                }
-            )
-        return answers
+        return rules_answers(self.rules, job.transactions, job.features, reason)
 
-    async def score(
-        self, transactions: list[Transaction], arrived: float, record: bool = True
-    ) -> tuple[list, _Job]:
-        budget_ms = self.config.budget_ms + self.config.budget_ms_per_extra_row * (
-            len(transactions) - 1
-        )
-        job = _Job(transactions, arrived + budget_ms / 1000, record, asyncio.get_running_loop())
+    def submit(self, job: _Job) -> None:
+        """Queue a job for the scoring threads (any thread)."""
         with self._ready:
             self._queue.append(job)
             self._ready.notify()
-        # The budget is a loop timer (see _abandon): wait_for(shield(...)) would cost a task
-        # and a future more per request.
-        timer = job.loop.call_later(max(job.deadline - time.perf_counter(), 0.0), _abandon, job)
-        try:
-            answers = await job.future
-        finally:
-            timer.cancel()
-        if answers is None:  # the deadline passed first (see _abandon)
-            answers = self.rules_answers(job, "time_budget")
-        if record:
-            self.recent.add(transactions)
-        return answers, job
+
+    def active_version(self) -> str | None:
+        return _version(self.active)
+
+    def refresh_store(self) -> dict[str, Any]:
+        """Look for a newer online store file now."""
+        changed = self.store.refresh(force=True)
+        return {"changed": changed, **self.store.status()}
 
     # ---------------------------------------------------------------- status
 
@@ -513,6 +501,7 @@ class ScoringService:
                 "max_rows": self.config.max_rows,
                 "reasons": self.config.reasons,
                 "feature_policy": self.config.feature_policy,
+                "scoring_process": self.config.scoring_process,
                 "workers": self.config.workers,
                 "batch_max_rows": self.config.batch_max_rows,
                 "registry_root": self.config.registry_root,
@@ -527,17 +516,124 @@ class ScoringService:
             self._ready.notify_all()
 
 
-def create_app(config: ServingConfig | None = None) -> ScoringApp:
-    """The ASGI app. Loads ``config.model_dir`` (or the registry's champion) when given; a
-    model that fails to load leaves the rules answering, and ``/admin/status`` says why."""
-    service = ScoringService(config or ServingConfig())
+def rules_answers(
+    rules: RuleSet,
+    transactions: list[Transaction],
+    features: FeatureMatrix | None,
+    reason: str,
+) -> list[dict[str, Any]]:
+    """The rules' answers, on the transactions' features when they were computed, else on
+    the amount alone."""
+    score_by_rule = {rule.name: rule.score for rule in rules.rules}
+    answers = []
+    for index, t in enumerate(transactions):
+        values = features.row(index) if features is not None else {"tx_amount": t.tx_amount}
+        answer = rules.evaluate(values)
+        answers.append(
+            {
+                "transaction_id": t.transaction_id,
+                "score": answer.score,
+                "decision": "fraud" if answer.decision else "genuine",
+                "threshold": rules.threshold,
+                "reasons": [{"rule": n, "score": score_by_rule[n]} for n in answer.reasons],
+                "model_version": None,
+                "rules_version": rules.version,
+                "fallback": True,
+                "fallback_reason": reason,
+            }
+        )
+    return answers
+
+
+def budget_deadline(config: ServingConfig, arrived: float, rows: int) -> float:
+    budget_ms = config.budget_ms + config.budget_ms_per_extra_row * (rows - 1)
+    return arrived + budget_ms / 1000
+
+
+def start_service(config: ServingConfig, deliver: Deliver = answer_each) -> ScoringService:
+    """The service with its initial model (``config.model_dir`` or the registry's champion;
+    one that fails to load leaves the rules answering, and ``/admin/status`` says why)."""
+    service = ScoringService(config, deliver)
     _initial_model(service)
     # Everything allocated so far (the imported libraries, the model, the engines) lives as
     # long as the process: keep it out of the garbage collector's full collections, which
     # otherwise stop every thread for 50-200 ms every few hundred requests.
     gc.collect()
     gc.freeze()
-    return ScoringApp(service)
+    return service
+
+
+class InProcessScoring:
+    """The app's scoring backend when the service runs in the HTTP process itself."""
+
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+        self.config = service.config
+
+    async def score(
+        self, transactions: list[Transaction], arrived: float, record: bool, features: bool
+    ) -> tuple[list[dict[str, Any]], FeatureMatrix | None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[dict[str, Any]] | None] = loop.create_future()
+
+        def reply(answers: list[dict[str, Any]] | None) -> None:
+            loop.call_soon_threadsafe(_resolve, future, answers)
+
+        job = _Job(
+            transactions, budget_deadline(self.config, arrived, len(transactions)), record, reply
+        )
+        self.service.submit(job)
+        # The budget is a loop timer: wait_for(shield(...)) would cost a task and a future
+        # more per request.
+        timer = loop.call_later(
+            max(job.deadline - time.perf_counter(), 0.0), _resolve, future, None
+        )
+        try:
+            answers = await future
+        finally:
+            timer.cancel()
+        if answers is None:  # the deadline passed first: the rules answer
+            answers = self.service.rules_answers(job, "time_budget")
+        return answers, job.features
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """One of the service's admin methods, on a worker thread (a load takes seconds)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None, functools.partial(getattr(self.service, method), *args)
+        )
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.service._count(name, amount)
+
+    def close(self) -> None:
+        self.service.close()
+
+
+ADMIN_METHODS = frozenset(
+    {
+        "status",
+        "load_model",
+        "load_from_registry",
+        "rollback",
+        "unload",
+        "refresh_store",
+        "active_version",
+    }
+)
+"""What the HTTP front may ask of the service (``InProcessScoring.call`` and the scoring
+process alike)."""
+
+
+def create_app(config: ServingConfig | None = None) -> ScoringApp:
+    """The ASGI app, its scoring in this process or, with ``scoring_process``, in a child
+    process of its own (``serving.scoring_process``)."""
+    config = config or ServingConfig()
+    if config.scoring_process:
+        from fraud_orchestration.serving.scoring_process import ScoringProcess
+
+        return ScoringApp(ScoringProcess(config))
+    return ScoringApp(InProcessScoring(start_service(config)))
 
 
 Scope = MutableMapping[str, Any]
@@ -584,9 +680,9 @@ class ScoringApp:
     objects cost 0.15-0.25 ms of CPU per request, against the ~0.7 ms in all that p99 < 10 ms
     at 10 concurrent clients allows (``BENCHMARKS.md``)."""
 
-    def __init__(self, service: ScoringService) -> None:
-        self.service = service
-        self.config = service.config
+    def __init__(self, backend: InProcessScoring | ScoringProcess) -> None:
+        self.backend = backend
+        self.config = backend.config
         self.routes: dict[str, tuple[str, Handler]] = {
             "/ping": ("GET", self.ping),
             "/invocations": ("POST", self.invocations),
@@ -596,6 +692,13 @@ class ScoringApp:
             "/admin/unload": ("POST", self.admin_unload),
             "/admin/refresh-store": ("POST", self.admin_refresh_store),
         }
+
+    @property
+    def service(self) -> ScoringService:
+        """The service itself, when it runs in this process (tests reach into it)."""
+        if not isinstance(self.backend, InProcessScoring):
+            raise AttributeError("the service runs in the scoring process")
+        return self.backend.service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -611,7 +714,7 @@ class ScoringApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.service.close()
+                self.backend.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -639,32 +742,30 @@ class ScoringApp:
         await send({"type": "http.response.body", "body": response.body})
 
     async def ping(self, _: _Request) -> Response:
-        active = self.service.active
-        return _json(
-            {"status": "ok", "model_version": _version(active), "fallback_only": active is None}
-        )
+        version = await self.backend.call("active_version")
+        return _json({"status": "ok", "model_version": version, "fallback_only": version is None})
 
     async def invocations(self, request: _Request) -> Response:
         arrived = time.perf_counter()
-        service, config = self.service, self.config
+        backend, config = self.backend, self.config
         try:
             include = _flag(request.query.get("features"), "features")
             record = _flag(request.query.get("record", "true"), "record")
             body = await _read_body(request, config.max_body_bytes)
             parsed = parse_request(body, request.header(b"content-type"), config.max_rows)
         except RequestError as error:
-            service._count(f"rejected_{error.status}")
+            backend.count(f"rejected_{error.status}")
             return _json(error.as_json(), error.status)
-        answers, job = await service.score(parsed.transactions, arrived, record)
+        answers, features = await backend.score(parsed.transactions, arrived, record, include)
         if include:
             for index, answer in enumerate(answers):
                 answer["features"] = (
-                    {k: _finite(v) for k, v in job.features.row(index).items()}
-                    if job.features is not None
+                    {k: _finite(v) for k, v in features.row(index).items()}
+                    if features is not None
                     else None
                 )
-        service._count("requests")
-        service._count("transactions", len(answers))
+        backend.count("requests")
+        backend.count("transactions", len(answers))
         headers = {
             "x-scoring-ms": f"{(time.perf_counter() - arrived) * 1000:.3f}",
             "x-model-version": answers[0]["model_version"] or answers[0]["rules_version"],
@@ -675,33 +776,26 @@ class ScoringApp:
         return _json(payload, headers=headers)
 
     async def admin_status(self, _: _Request) -> Response:
-        return _json(self.service.status())
+        return _json(await self.backend.call("status"))
 
     async def admin_load(self, request: _Request) -> Response:
-        service = self.service
+        backend = self.backend
         try:
             command = _load_command(await _read_body(request, 64 * 1024))
         except RequestError as error:
             return _json(error.as_json(), error.status)
-        loop = asyncio.get_running_loop()
         try:
             if "model_dir" in command:
-                outcome = await loop.run_in_executor(
-                    None,
-                    service.load_model,
-                    command["model_dir"],
-                    command.get("version") or Path(command["model_dir"]).name,
-                )
+                version = command.get("version") or Path(command["model_dir"]).name
+                outcome = await backend.call("load_model", command["model_dir"], version)
             else:
-                outcome = await loop.run_in_executor(
-                    None, service.load_from_registry, command.get("registry_version")
-                )
+                outcome = await backend.call("load_from_registry", command.get("registry_version"))
         except ModelLoadError as error:
             return _json(
                 {
                     "loaded": False,
                     "error": str(error),
-                    "active_version": _version(service.active),
+                    "active_version": await backend.call("active_version"),
                 },
                 422,
             )
@@ -711,18 +805,15 @@ class ScoringApp:
 
     async def admin_rollback(self, _: _Request) -> Response:
         try:
-            return _json(self.service.rollback())
+            return _json(await self.backend.call("rollback"))
         except ModelLoadError as error:
             return _error(409, "no_previous_model", str(error))
 
     async def admin_unload(self, _: _Request) -> Response:
-        return _json(self.service.unload())
+        return _json(await self.backend.call("unload"))
 
     async def admin_refresh_store(self, _: _Request) -> Response:
-        store = self.service.store
-        loop = asyncio.get_running_loop()
-        changed = await loop.run_in_executor(None, functools.partial(store.refresh, force=True))
-        return _json({"changed": changed, **store.status()})
+        return _json(await self.backend.call("refresh_store"))
 
 
 def _initial_model(service: ScoringService) -> None:
@@ -870,13 +961,6 @@ def _version(slot: ModelSlot | None) -> str | None:
 def _resolve(future: asyncio.Future, answers: list[dict[str, Any]] | None) -> None:
     if not future.done():
         future.set_result(answers)
-
-
-def _abandon(job: _Job) -> None:
-    """The job's budget is spent: a scoring thread that has not started it skips it, and
-    the request gets the rules' answer (a thread's later answer is ignored)."""
-    job.abandoned = True
-    _resolve(job.future, None)
 
 
 __all__ = ["ScoringApp", "ScoringService", "ServingConfig", "create_app"]

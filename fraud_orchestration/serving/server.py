@@ -223,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=ServingConfig.workers, help="scoring threads"
     )
+    parser.add_argument(
+        "--scoring-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score in a child process, beside the HTTP front (the default), or in its own",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     paths = default_paths(args.home) if args.home else {}
@@ -239,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         engine=args.engine,
         reasons=args.reasons,
         workers=args.workers,
+        scoring_process=args.scoring_process,
     )
     return 0
 

@@ -7,6 +7,9 @@
                             test, which then SIGKILLs the process mid-deployment.
 
     python -m tests.reliability.faulty_server <fraud_orchestration.serving.server arguments>
+
+The hooks go into the scoring process too, where the model runs: ``multiprocessing`` spawns
+it by importing this module as ``__mp_main__``.
 """
 
 from __future__ import annotations
@@ -46,3 +49,5 @@ def install_hooks() -> None:
 if __name__ == "__main__":
     install_hooks()
     raise SystemExit(server.main(sys.argv[1:]))
+elif __name__ == "__mp_main__":  # the server's scoring process, spawned from this module
+    install_hooks()

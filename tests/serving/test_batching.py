@@ -4,7 +4,6 @@ terminals do not overlap."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,42 +14,29 @@ from fraud_orchestration.serving.schema import Transaction
 from tests.serving.conftest import SCORED_DAY, as_request
 
 
-def job(loop, *ids: int, record: bool = True) -> _Job:
+def job(*ids: int, record: bool = True) -> _Job:
     transactions = [
         Transaction(i, "2018-06-26T08:00:00", 1_530_000_000 + i, i % 7, i % 5, 10.0 + i)
         for i in ids
     ]
-    return _Job(transactions, deadline=0.0, record=record, loop=loop)
+    return _Job(transactions, deadline=0.0, record=record, reply=None)
 
 
 def test_waiting_recorded_requests_are_taken_together_up_to_the_row_limit() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        a, b, c, d = job(loop, 1), job(loop, 2, 3), job(loop, 4, 5, 6), job(loop, 7)
-        queue = deque([a, b, c, d])
-        assert take_batch(queue, max_rows=4) == [a, b, d]  # c would make 6 rows
-        assert list(queue) == [c]
-        assert take_batch(queue, max_rows=4) == [c] and not queue
-    finally:
-        loop.close()
+    a, b, c, d = job(1), job(2, 3), job(4, 5, 6), job(7)
+    queue = deque([a, b, c, d])
+    assert take_batch(queue, max_rows=4) == [a, b, d]  # c would make 6 rows
+    assert list(queue) == [c]
+    assert take_batch(queue, max_rows=4) == [c] and not queue
 
 
 def test_probes_run_alone_and_repeated_transactions_wait_for_the_next_batch() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        first, probe, again, other = (
-            job(loop, 1),
-            job(loop, 9, record=False),
-            job(loop, 1),
-            job(loop, 2),
-        )
-        queue = deque([first, probe, again, other])
-        assert take_batch(queue, max_rows=64) == [first, other]
-        assert list(queue) == [probe, again]  # left behind in their order
-        assert take_batch(queue, max_rows=64) == [probe]  # a probe never joins a batch
-        assert take_batch(queue, max_rows=64) == [again]
-    finally:
-        loop.close()
+    first, probe, again, other = job(1), job(9, record=False), job(1), job(2)
+    queue = deque([first, probe, again, other])
+    assert take_batch(queue, max_rows=64) == [first, other]
+    assert list(queue) == [probe, again]  # left behind in their order
+    assert take_batch(queue, max_rows=64) == [probe]  # a probe never joins a batch
+    assert take_batch(queue, max_rows=64) == [again]
 
 
 def test_concurrent_clients_get_the_answers_of_sequential_requests(start_server, lake) -> None:

@@ -84,8 +84,9 @@ BAD_JSON: dict[str, tuple[bytes | str, int, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(lake, tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["in_process", "scoring_process"])
+def server(lake, request):
+    """The contract holds whether the service scores in the HTTP process or in its own."""
     from fraud_orchestration.serving.app import ServingConfig
     from fraud_orchestration.serving.server import BackgroundServer
 
@@ -96,6 +97,7 @@ def server(lake, tmp_path_factory):
         max_rows=50,
         max_body_bytes=64 * 1024,
         budget_ms=2000.0,
+        scoring_process=request.param,
     )
     with BackgroundServer(config) as running:
         yield running
@@ -285,6 +287,9 @@ def test_no_500_on_get_or_unknown_path(client: httpx.Client) -> None:
 
 
 def test_a_failure_of_the_service_is_a_500_with_a_message(client, server, monkeypatch) -> None:
+    if server.app.config.scoring_process:
+        pytest.skip("the fault is injected into the service object, here in another process")
+
     def status():
         raise RuntimeError("a bug")
 

@@ -1,0 +1,172 @@
+"""The service split in two processes (``serving.scoring_process``): the same answers and
+features as in one process, admin commands through the pipe, the time budget kept by the
+front, the rules answering when the scoring process dies, and no orphan when the server
+stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from fraud_orchestration.serving.server import free_port
+from tests.serving.conftest import SCORED_DAY, as_request
+
+
+def scoring_pid(server) -> int:
+    return server.app.backend.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) still answers signal 0: read its state.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_answers_and_features_equal_those_of_one_process(start_server, lake) -> None:
+    """Transactions of day D+1 in time order, one by one, to a fresh server of each kind:
+    the card and terminal windows see the same recent events, so every answer and every
+    feature must be the same."""
+    rows = lake.day(SCORED_DAY).head(150)
+    answers = {}
+    for split in (False, True):
+        server = start_server(scoring_process=split)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            answers[split] = [
+                client.post(
+                    "/invocations", json=as_request(row), params={"features": "true"}
+                ).json()
+                for _, row in rows.iterrows()
+            ]
+        server.stop()
+    assert all(not answer["fallback"] for answer in answers[True])
+    assert answers[True] == answers[False]
+
+
+def test_admin_commands_reach_the_scoring_process(start_server, lake, tmp_path) -> None:
+    server = start_server(scoring_process=True)
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        assert client.get("/ping").json()["model_version"] == "v1"
+        loaded = client.post(
+            "/admin/load", json={"model_dir": str(lake.model_dir), "version": "v2"}
+        ).json()
+        assert loaded["loaded"] and loaded["previous_version"] == "v1"
+        assert client.get("/ping").json()["model_version"] == "v2"
+
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        refused = client.post("/admin/load", json={"model_dir": str(broken)})
+        assert refused.status_code == 422 and refused.json()["active_version"] == "v2"
+
+        assert client.post("/admin/rollback").json()["version"] == "v1"
+        assert client.post("/admin/unload").json()["version"] is None
+        answer = client.post("/invocations", json=as_request(lake.day(SCORED_DAY).iloc[0]))
+        assert answer.json()["fallback_reason"] == "no_model"
+
+        status = client.get("/admin/status").json()
+        assert status["scoring_process"] == {
+            "pid": scoring_pid(server),
+            "alive": True,
+            "gone": None,
+        }
+        assert status["counters"]["requests"] == 1  # counted by the front
+        assert status["counters"]["fallback_no_model"] == 1  # counted by the scoring process
+        refresh = client.post("/admin/refresh-store").json()
+        assert refresh["changed"] is False
+
+
+def test_a_spent_budget_is_answered_by_the_front_with_the_rules(start_server, lake) -> None:
+    """The budget is spent before the scoring process could answer: the front's timer
+    answers with the rules, and the scoring process skips the job (it is past its deadline)
+    but still remembers the transaction."""
+    server = start_server(scoring_process=True, budget_ms=0.001)
+    transaction = as_request(lake.day(SCORED_DAY).iloc[0])
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        answer = client.post("/invocations", json=transaction).json()
+        assert answer["fallback"] and answer["fallback_reason"] == "time_budget"
+        status = client.get("/admin/status").json()
+    assert status["counters"]["fallback_time_budget"] == 1
+    assert "model_answers" not in status["counters"]
+
+
+def test_when_the_scoring_process_dies_the_rules_answer(start_server, lake) -> None:
+    server = start_server(scoring_process=True)
+    pid = scoring_pid(server)
+    transactions = [as_request(row) for _, row in lake.day(SCORED_DAY).head(3).iterrows()]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert not client.post("/invocations", json=transactions[0]).json()["fallback"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for transaction in transactions[1:]:
+            response = client.post("/invocations", json=transaction)
+            assert response.status_code == 200
+            assert response.json()["fallback_reason"] == "scoring_unavailable"
+        ping = client.get("/ping")
+        assert ping.status_code == 200 and ping.json()["fallback_only"] is True
+        status = client.get("/admin/status").json()
+    assert status["scoring_process"]["alive"] is False
+    assert "pipe closed" in status["scoring_process"]["gone"]
+
+
+def test_the_scoring_process_stops_with_the_server(start_server) -> None:
+    server = start_server(scoring_process=True)
+    pid = scoring_pid(server)
+    server.stop()
+    assert not alive(pid)
+
+
+def test_the_scoring_process_exits_when_the_front_is_killed(lake, tmp_path) -> None:
+    """``fraud_orchestration.serving.server`` as a real process, killed with SIGKILL (no
+    shutdown runs): its scoring process reads the end of the pipe and exits."""
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    front = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fraud_orchestration.serving.server",
+            "--port",
+            str(port),
+            "--online-store",
+            str(lake.store_path),
+            "--model-dir",
+            str(lake.model_dir),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status = httpx.get(f"{url}/admin/status", timeout=5).json()
+                break
+            except httpx.HTTPError:
+                assert front.poll() is None, (tmp_path / "server.log").read_text()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        pid = status["scoring_process"]["pid"]
+        assert alive(pid)
+        front.kill()
+        front.wait(10)
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid)
+    finally:
+        if front.poll() is None:
+            front.kill()
+        log.close()
