@@ -1,6 +1,6 @@
 """Scoring-service benchmark: a load generator on loopback, bounded in requests and time.
 
-    python -m benchmarks.serving [--quick] [--servers compiled:1,compiled:2,sqlite:1]
+    python -m benchmarks.serving [--quick] [--servers compiled:1,compiled:1:inproc,sqlite:1]
                                  [--output PATH]
     python -m benchmarks.serving --servers compiled:1,compiled:1@48e3830   # against a commit
     python -m benchmarks.serving --batch-scoring-only    # only the asset's batch path
@@ -24,8 +24,10 @@ uvicorn, default settings -- approximate reasons, dynamic batching, a 200 ms bud
 single transactions -- except a budget of 20 ms per extra row of a list, so that batch
 figures measure the model path rather than the fallback), once per ``engine:threads`` of
 ``--servers``, one after the other in the same run: by default ``compiled:1`` (the service's
-defaults: the compiled evaluator, one scoring thread), ``compiled:2`` (two scoring threads)
-and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is refused).
+defaults: the compiled evaluator, one scoring thread, in a scoring process beside the HTTP
+front), ``compiled:1:inproc`` (the same, scoring in the HTTP process), ``compiled:2`` (two
+scoring threads) and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is
+refused).
 ``engine:threads@REF`` runs the service of another commit (a temporary ``git worktree``, on
 the same data) in the same run: a change's before and after, side by side. The
 load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams in this process,
@@ -746,7 +748,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
     parser.add_argument(
         "--servers",
-        default="compiled:1,compiled:2,sqlite:1",
+        default="compiled:1,compiled:1:inproc,compiled:2,sqlite:1",
         help="engine:scoring-threads[:process|:inproc][@git-ref] of each server, run one after "
         "the other (the first one's figures are checked against the targets; process / inproc "
         "score in a child process or in the HTTP process; @ref serves that commit's code)",
