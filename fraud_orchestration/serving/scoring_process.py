@@ -36,6 +36,8 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -86,10 +88,14 @@ class ScoringProcess:
         ready = self._startup_message()
         self.feature_names: list[str] = ready[1]
         self.pid: int = ready[2]
+        # From here on the event loop reads and writes the pipe (a socket pair) through an
+        # asyncio protocol: a non-blocking socket, which Connection.recv_bytes cannot read.
+        self._socket = socket.socket(fileno=os.dup(self._conn.fileno()))
+        self._conn.close()
+        self._transport: asyncio.Transport | None = None
+        self._connecting = asyncio.Lock()
         self._ids = itertools.count()
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._send_lock = threading.Lock()
         self._counters: Counter[str] = Counter()
         self._gone: str | None = None
 
@@ -118,7 +124,7 @@ class ScoringProcess:
     ) -> tuple[list[dict[str, Any]], FeatureMatrix | None]:
         deadline = budget_deadline(self.config, arrived, len(transactions))
         try:
-            future = self._request(("score", transactions, deadline, record, features))
+            future = await self._request(("score", transactions, deadline, record, features))
         except ScoringUnavailableError:
             return self._rules(transactions, UNAVAILABLE), None
         loop = future.get_loop()
@@ -146,7 +152,7 @@ class ScoringProcess:
             return None
         if method == "status" and self._gone:
             return {"scoring_process": self._process_status(), "counters": dict(self._counters)}
-        outcome = await self._request(("call", method, args))
+        outcome = await (await self._request(("call", method, args)))
         if outcome is None:
             raise ScoringUnavailableError(f"the scoring process is gone: {self._gone}")
         ok, value = outcome
@@ -163,62 +169,52 @@ class ScoringProcess:
 
     def close(self) -> None:
         """Ask the scoring process to stop; kill it if it does not within a few seconds."""
+        if self._gone is None:
+            self._gone = "the server stopped"
+            frame = _frame(("stop",))
+            with contextlib.suppress(OSError):
+                if self._transport is not None:
+                    self._transport.write(frame)  # an empty buffer: sent at once
+                else:
+                    self._socket.sendall(frame)
+        self._process.join(5)
         if self._process.is_alive():
-            with contextlib.suppress(ScoringUnavailableError):
-                self._send(("stop",))
+            self._process.kill()
             self._process.join(5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(5)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._conn.fileno())
-        self._conn.close()
+        if self._transport is not None:
+            self._transport.close()
+        self._socket.close()
 
     # ------------------------------------------------------------ the pipe
 
-    def _request(self, message: tuple[Any, ...]) -> asyncio.Future[Any]:
+    async def _request(self, message: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Send ``message`` (its id inserted second); the future its answer resolves."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._attach(loop)
-        if self._gone:
+        if self._transport is None:
+            await self._connect()
+        if self._gone or self._transport is None:
             raise ScoringUnavailableError(self._gone)
         request_id = next(self._ids)
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         future.add_done_callback(lambda _: self._pending.pop(request_id, None))
-        try:
-            self._send((message[0], request_id, *message[1:]))
-        except ScoringUnavailableError:
-            self._pending.pop(request_id, None)
-            raise
+        self._transport.write(_frame((message[0], request_id, *message[1:])))
         return future
 
-    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self._conn.fileno(), self._receive)
+    async def _connect(self) -> None:
+        """The pipe as a transport of the running loop; _Answers reads what comes back."""
+        async with self._connecting:
+            if self._transport is None and self._gone is None:
+                loop = asyncio.get_running_loop()
+                self._transport, _ = await loop.create_unix_connection(
+                    lambda: _Answers(self), sock=self._socket
+                )
 
-    def _send(self, message: tuple[Any, ...]) -> None:
-        payload = _encode(message)
-        try:
-            with self._send_lock:
-                self._conn.send_bytes(payload)
-        except (OSError, ValueError) as error:
-            self._lost(f"sending failed: {error!r}")
-            raise ScoringUnavailableError(self._gone) from None
-
-    def _receive(self) -> None:
-        """Every message waiting in the pipe (the event loop calls this when it is readable)."""
-        try:
-            while self._conn.poll():
-                message = _decode(self._conn.recv_bytes())
-                if message[0] == "answers":  # a batch's: [(id, answers, values), ...]
-                    for request_id, *outcome in message[1]:
-                        self._settle(request_id, outcome)
-                else:  # ("result", id, ok, value)
-                    self._settle(message[1], message[2:])
-        except (EOFError, OSError) as error:
-            self._lost(f"the pipe closed ({error!r}); exit status {self._process.exitcode}")
+    def _received(self, message: list[Any]) -> None:
+        if message[0] == "answers":  # a batch's: [[id, answers, rows], ...]
+            for request_id, *outcome in message[1]:
+                self._settle(request_id, outcome)
+        else:  # ["result", id, ok, value]
+            self._settle(message[1], message[2:])
 
     def _settle(self, request_id: int, outcome: Any) -> None:
         future = self._pending.get(request_id)
@@ -229,8 +225,6 @@ class ScoringProcess:
         if self._gone is None:
             self._gone = why
             log.error("the scoring process is gone; the rules answer: %s", why)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._conn.fileno())
         for future in list(self._pending.values()):
             if not future.done():
                 future.set_result(None)
@@ -241,6 +235,31 @@ class ScoringProcess:
 
     def _process_status(self) -> dict[str, Any]:
         return {"pid": self.pid, "alive": self._process.is_alive(), "gone": self._gone}
+
+
+class _Answers(asyncio.Protocol):
+    """Cuts the bytes from the scoring process into messages (see HEADER)."""
+
+    def __init__(self, backend: ScoringProcess) -> None:
+        self.backend = backend
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer, start)
+            end = start + HEADER.size + size
+            if len(buffer) < end:
+                break
+            self.backend._received(_decode(bytes(buffer[start + HEADER.size : end])))
+            start = end
+        del buffer[:start]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        process = self.backend._process
+        self.backend._lost(f"the pipe closed ({error!r}); exit status {process.exitcode}")
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -334,10 +353,18 @@ def _error(name: str, message: str) -> Exception:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+HEADER = struct.Struct("!i")
+"""The length before each message: ``multiprocessing.Connection``'s framing, with which the
+scoring process reads and writes its end (messages stay far below its 2 GiB limit)."""
 
 
 def _encode(message: tuple[Any, ...]) -> bytes:
     return _ENCODER.encode(message).encode()
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    payload = _encode(message)
+    return HEADER.pack(len(payload)) + payload
 
 
 def _decode(payload: bytes) -> list[Any]:
