@@ -51,6 +51,29 @@ def test_answers_and_features_equal_those_of_one_process(start_server, lake) -> 
     assert answers[True] == answers[False]
 
 
+def test_a_large_answer_arrives_whole(start_server, lake) -> None:
+    """A list of 600 transactions with their features: the answer is far larger than the
+    pipe's buffer, so the front receives it in pieces, and must join them."""
+    transactions = [as_request(row) for _, row in lake.day(SCORED_DAY).head(600).iterrows()]
+    answers = {}
+    for split in (False, True):
+        server = start_server(scoring_process=split)
+        response = httpx.post(
+            f"{server.url}/invocations",
+            json=transactions,
+            params={"features": "true"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        assert len(response.content) > 1 << 19
+        answers[split] = response.json()["predictions"]
+        server.stop()
+    ids = [transaction["transaction_id"] for transaction in transactions]
+    assert [answer["transaction_id"] for answer in answers[True]] == ids
+    assert not any(answer["fallback"] for answer in answers[True])
+    assert answers[True] == answers[False]
+
+
 def test_admin_commands_reach_the_scoring_process(start_server, lake, tmp_path) -> None:
     server = start_server(scoring_process=True)
     with httpx.Client(base_url=server.url, timeout=120) as client:
