@@ -5,6 +5,7 @@ stops."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 
 import httpx
 
+from fraud_orchestration.serving.scoring_process import _Answers, _frame
 from fraud_orchestration.serving.server import free_port
 from tests.serving.conftest import SCORED_DAY, as_request
 
@@ -52,8 +54,8 @@ def test_answers_and_features_equal_those_of_one_process(start_server, lake) -> 
 
 
 def test_a_large_answer_arrives_whole(start_server, lake) -> None:
-    """A list of 600 transactions with their features: the answer is far larger than the
-    pipe's buffer, so the front receives it in pieces, and must join them."""
+    """A list of 600 transactions with their features: an answer larger than the pipe's
+    buffer, which the front receives in pieces."""
     transactions = [as_request(row) for _, row in lake.day(SCORED_DAY).head(600).iterrows()]
     answers = {}
     for split in (False, True):
@@ -72,6 +74,32 @@ def test_a_large_answer_arrives_whole(start_server, lake) -> None:
     assert [answer["transaction_id"] for answer in answers[True]] == ids
     assert not any(answer["fallback"] for answer in answers[True])
     assert answers[True] == answers[False]
+
+
+def test_messages_cut_anywhere_are_joined_in_order() -> None:
+    """The front's protocol gets the pipe's bytes in whatever pieces the socket gives: two
+    messages fed one byte at a time, then both in one piece, settle the same answers."""
+
+    class Front:
+        def __init__(self) -> None:
+            self.received: list = []
+
+        def _received(self, message) -> None:
+            self.received.append(message)
+
+    messages = [
+        ("answers", [[1, [{"score": 0.25}], None], [2, [{"score": 0.5}], [[1.0, None]]]]),
+        ("result", 3, True, {"version": "v2"}),
+    ]
+    stream = b"".join(_frame(message) for message in messages)
+    expected = [json.loads(json.dumps(message)) for message in messages]
+    for pieces in ([stream[i : i + 1] for i in range(len(stream))], [stream]):
+        front = Front()
+        protocol = _Answers(front)
+        for piece in pieces:
+            protocol.data_received(piece)
+        assert front.received == expected
+        assert not protocol.buffer
 
 
 def test_admin_commands_reach_the_scoring_process(start_server, lake, tmp_path) -> None:
