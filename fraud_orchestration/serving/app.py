@@ -31,11 +31,13 @@ one with another method (405, with ``Allow``). A failure of the service itself i
 
 Each request has ``budget_ms`` (default 200) from arrival to answer, plus
 ``budget_ms_per_extra_row`` (default 2) for every transaction of a list after the first.
-Features and the model run on a scoring thread with dynamic batching: when free it takes
-every request waiting (up to ``batch_max_rows`` transactions; probes sent with
-``record=false`` run alone) and computes their features and scores in one pass, so under
-concurrency the fixed cost of a feature evaluation and of an XGBoost call is paid once per
-batch instead of once per request. Transactions of one batch see each other exactly as the
+Features and the model run on a scoring thread with dynamic batching (in a scoring process
+of its own with ``scoring_process``, which ``serve`` turns on: ``serving.scoring_process``):
+when free it takes every request waiting (up to ``batch_max_rows`` transactions; probes sent
+with ``record=false`` run alone) and computes their features and scores in one pass, so
+under concurrency the fixed cost of a feature evaluation and of an XGBoost call is paid once
+per batch instead of once per request. It remembers the transactions it scored (the recent
+events) once it has answered them. Transactions of one batch see each other exactly as the
 offline windows do, by event time. When the model's measured cost would overrun a request's
 budget, or no thread has answered when the budget is spent, the rules answer instead (with
 the features when they were ready, otherwise with the amount alone).
@@ -137,15 +139,17 @@ class ServingConfig:
     """``subset``: a model may use any of the computed features; ``exact``: all of them."""
     scoring_process: bool = False
     """Score in a child process of the HTTP server's own (``serving.scoring_process``): the
-    event loop and the scoring thread then stop taking turns under one GIL. ``serve`` turns
-    it on; tests that reach into the service keep it in process."""
+    event loop and the scoring thread then stop taking turns under one GIL (at 10 clients
+    1.32x the requests per second and p99 14.9 against 17.3 ms in one process; at one client
+    0.4 ms slower, the message each way; BENCHMARKS.md). ``serve`` turns it on; tests that
+    reach into the service keep it in process."""
     workers: int = 1
     """Scoring threads. Each takes every request waiting when it is free (up to
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
     the fastest under Python's GIL: a second thread mostly waits for the lock the first
-    holds, and takes small batches off the first one's queue (p99 at 10 clients 37.5 ms with
-    two against 18.2 ms with one,
-    ``python -m benchmarks.serving --servers compiled:1,compiled:2``)."""
+    holds, and takes small batches off the first one's queue (p99 at 10 clients 28.4 ms with
+    two against 14.9 ms with one, both in a scoring process, ``python -m benchmarks.serving``
+    in BENCHMARKS.md)."""
     batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0
     admin: bool = True
