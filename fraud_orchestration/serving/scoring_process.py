@@ -272,7 +272,8 @@ def _expire(future: asyncio.Future[Any]) -> None:
 
 def _scoring_main(config: ServingConfig, conn: Connection) -> None:
     """The scoring process: the service, fed from the pipe until the front stops it."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s scoring: %(message)s")
+    # Warnings and errors, as the HTTP process shows its service's (refused models, failures).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s scoring: %(message)s")
     lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:
@@ -334,6 +335,8 @@ class _Reply(NamedTuple):
 
 def _admin_call(service: Any, send: Any, request_id: int, method: str, args: list) -> None:
     try:
+        if method not in ADMIN_METHODS:
+            raise ValueError(f"{method!r} is not an admin method")
         outcome: tuple[bool, Any] = (True, getattr(service, method)(*args))
     except Exception as error:  # the front raises it again (see _error)
         outcome = (False, [type(error).__name__, str(error)])
