@@ -336,8 +336,8 @@ def _switch_to(page, dagster_ui: DagsterUI, name: str, switch, checkbox, target:
 
     A click can be lost: CI once saw a sensor stay RUNNING for 60 s after a click on its
     settled, enabled switch (the same toggle through GraphQL kept 25 of 25 stops). A user
-    would click again, so the test does too, and fails after the third miss with what the
-    UI showed each time.
+    would reload the page and click again, so the test does too, and fails after the third
+    miss with what the UI showed each time.
     """
     misses = []
     for attempt in range(1, TOGGLE_ATTEMPTS + 1):
@@ -351,6 +351,8 @@ def _switch_to(page, dagster_ui: DagsterUI, name: str, switch, checkbox, target:
         misses.append(f"click {attempt}: the switch shows {shown}, last error {error!r}")
         screenshot(page, f"08_{name}_click_{attempt}_missed")
         print(f"{name}: click {attempt} did not make it {target} in {TOGGLE_TIMEOUT} s")
+        page.reload()  # the switch shows the instance's state again before the next click
+        expect(switch).to_be_visible()
     pytest.fail(f"{name} never became {target}: " + "; ".join(misses))
 
 
