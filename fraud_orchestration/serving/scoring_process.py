@@ -99,7 +99,7 @@ class ScoringProcess:
         self._counters: Counter[str] = Counter()
         self._gone: str | None = None
 
-    def _startup_message(self) -> tuple[Any, ...]:
+    def _startup_message(self) -> list[Any]:
         if not self._conn.poll(STARTUP_TIMEOUT_SECONDS):
             self._process.kill()
             raise RuntimeError(
