@@ -36,6 +36,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import struct
 import threading
@@ -274,6 +275,10 @@ def _scoring_main(config: ServingConfig, conn: Connection) -> None:
     """The scoring process: the service, fed from the pipe until the front stops it."""
     # Warnings and errors, as the HTTP process shows its service's (refused models, failures).
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s scoring: %(message)s")
+    # A signal to the whole process group (Ctrl+C, LocalEndpoint.stop) is the front's to
+    # handle: its shutdown stops this process through the pipe, or the pipe's end does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:

@@ -13,6 +13,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from fraud_orchestration.serving.scoring_process import _Answers, _frame
 from fraud_orchestration.serving.server import free_port
@@ -176,11 +177,16 @@ def test_the_scoring_process_stops_with_the_server(start_server) -> None:
     assert not alive(pid)
 
 
-def test_the_scoring_process_exits_when_the_front_is_killed(lake, tmp_path) -> None:
-    """``fraud_orchestration.serving.server`` as a real process, killed with SIGKILL (no
-    shutdown runs): its scoring process reads the end of the pipe and exits."""
+@pytest.mark.parametrize("how", ["front_killed", "group_terminated"])
+def test_the_scoring_process_ends_with_the_front(lake, tmp_path, how) -> None:
+    """``fraud_orchestration.serving.server`` as a real process in a session of its own.
+    Killed with SIGKILL (no shutdown runs), its scoring process reads the end of the pipe
+    and exits. A SIGTERM to the whole process group (what ``LocalEndpoint.stop`` sends) is
+    the front's to handle: it shuts down, stopping its scoring process through the pipe,
+    and never reports it lost."""
     port = free_port()
-    log = (tmp_path / "server.log").open("wb")
+    log_path = tmp_path / "server.log"
+    log = log_path.open("wb")
     front = subprocess.Popen(
         [
             sys.executable,
@@ -197,6 +203,7 @@ def test_the_scoring_process_exits_when_the_front_is_killed(lake, tmp_path) -> N
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -206,17 +213,22 @@ def test_the_scoring_process_exits_when_the_front_is_killed(lake, tmp_path) -> N
                 status = httpx.get(f"{url}/admin/status", timeout=5).json()
                 break
             except httpx.HTTPError:
-                assert front.poll() is None, (tmp_path / "server.log").read_text()
+                assert front.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
         pid = status["scoring_process"]["pid"]
         assert alive(pid)
-        front.kill()
-        front.wait(10)
+        if how == "front_killed":
+            front.kill()
+        else:
+            os.killpg(front.pid, signal.SIGTERM)
+        # uvicorn shuts down on SIGTERM, then exits by the same signal.
+        assert front.wait(30) == -(signal.SIGKILL if how == "front_killed" else signal.SIGTERM)
         deadline = time.monotonic() + 30
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(pid)
+        assert "scoring process is gone" not in log_path.read_text()
     finally:
         if front.poll() is None:
             front.kill()
