@@ -1,7 +1,10 @@
 """Crash-safe file writes: write beside the target under a temporary name, fsync, rename.
 
 ``os.replace`` is atomic on POSIX within one file system, so a reader sees either the
-previous complete file or the new complete file, never a partial one.
+previous complete file or the new complete file, never a partial one — provided the
+reader opens the file once per read. ``pq.ParquetFile(path)`` does; ``pq.read_table(path)``
+opens the path more than once and can pair two versions' pieces, so readers of files
+that may be replaced use ``pq.ParquetFile``.
 """
 
 from __future__ import annotations

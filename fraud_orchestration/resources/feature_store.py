@@ -102,7 +102,7 @@ class LocalFeatureStore(FeatureStore):
         paths = [self._offline_path(day) for day in days if self._offline_path(day).is_file()]
         if not paths:
             return pd.DataFrame()
-        return latest_writes(pd.concat([pq.read_table(p).to_pandas() for p in paths]))
+        return latest_writes(pd.concat([pq.ParquetFile(p).read().to_pandas() for p in paths]))
 
     def offline_days(self) -> list[date]:
         if not self._offline_root.is_dir():

@@ -70,6 +70,51 @@ def test_a_killed_partition_write_leaves_the_previous_partition(tmp_path, scenar
     assert len(after) == 20_000 and set(after["version"]) == {2}
 
 
+@pytest.mark.parametrize("reader", ["lake", "offline"])
+def test_readers_see_whole_versions_while_a_partition_is_rewritten(tmp_path, reader) -> None:
+    """The project's readers open a replaced file once per read, so each read is one
+    complete version (``pq.read_table(path)`` opens it twice and fails here)."""
+    lake = LocalLake(root=str(tmp_path))
+    store = LocalFeatureStore(root=str(tmp_path / "feature_store"))
+    versions = {version: table(version, rows=5_000 * version) for version in (1, 2)}
+
+    def write(version: int) -> None:
+        if reader == "lake":
+            lake.write_partition("raw_transactions", DAY, versions[version])
+        else:
+            frame = versions[version].to_pandas()
+            store.write_offline(DAY, frame.assign(tx_datetime=frame["transaction_id"]))
+
+    def read():
+        if reader == "lake":
+            return lake.read_partitions("raw_transactions", [DAY])
+        return store.read_offline([DAY])
+
+    write(1)
+    seen: set[tuple[int, frozenset]] = set()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            try:
+                frame = read()
+                seen.add((len(frame), frozenset(frame["version"])))
+            except Exception as error:  # any failed read is a finding
+                errors.append(error)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for round_ in range(200):
+            write(2 - round_ % 2)
+    finally:
+        done.set()
+        poller.join()
+    assert not errors, errors[:3]
+    assert seen <= {(5_000, frozenset({1})), (10_000, frozenset({2}))}
+
+
 @pytest.fixture
 def model_source(tmp_path) -> Path:
     folder = tmp_path / "model"
