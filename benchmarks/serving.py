@@ -1,6 +1,6 @@
 """Scoring-service benchmark: a load generator on loopback, bounded in requests and time.
 
-    python -m benchmarks.serving [--quick] [--servers compiled:1,compiled:1:inproc,sqlite:1]
+    python -m benchmarks.serving [--quick] [--servers auto:1,compiled:1,compiled:1:inproc]
                                  [--output PATH]
     python -m benchmarks.serving --servers compiled:1,compiled:1@48e3830   # against a commit
     python -m benchmarks.serving --batch-scoring-only    # only the asset's batch path
@@ -23,11 +23,12 @@ The service runs in its own process (``python -m fraud_orchestration.serving.ser
 uvicorn, default settings -- approximate reasons, dynamic batching, a 200 ms budget for
 single transactions -- except a budget of 20 ms per extra row of a list, so that batch
 figures measure the model path rather than the fallback), once per ``engine:threads`` of
-``--servers``, one after the other in the same run: by default ``compiled:1`` (the service's
-defaults: the compiled evaluator, one scoring thread, in a scoring process beside the HTTP
-front), ``compiled:1:inproc`` (the same, scoring in the HTTP process), ``compiled:2`` (two
-scoring threads) and ``sqlite:1`` (the SQL on SQLite, the engine used when the evaluator is
-refused).
+``--servers``, one after the other in the same run: by default ``auto:1`` (the service's
+defaults: the row evaluator for batches of up to eight transactions and the vectorised one
+above, one scoring thread, in a scoring process beside the HTTP front), ``compiled:1`` (the
+vectorised evaluator for every batch), ``compiled:1:inproc`` (the same, scoring in the HTTP
+process), ``compiled:2`` (two scoring threads) and ``sqlite:1`` (the SQL on SQLite, the engine
+used when the evaluators are refused).
 ``engine:threads@REF`` runs the service of another commit (a temporary ``git worktree``, on
 the same data) in the same run: a change's before and after, side by side. The
 load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams in this process,
@@ -69,14 +70,23 @@ import xgboost as xgb
 
 from benchmarks._measure import machine
 from fraud_orchestration.assets.feature_store import online_histories
-from fraud_orchestration.features import FEATURE_NAMES
+from fraud_orchestration.features import FEATURE_NAMES, feature_sql
 from fraud_orchestration.modeling.trainer import TrainedModel, TrainingParams, train_model
 from fraud_orchestration.partitions import day_bounds_seconds
 from fraud_orchestration.resources.feature_engine import DuckDBFeatureEngine
 from fraud_orchestration.resources.feature_store import LocalFeatureStore
 from fraud_orchestration.serving.app import ScoringService, ServingConfig
+from fraud_orchestration.serving.features import (
+    ROW_MAX_ROWS,
+    OnlineStoreReader,
+    RecentEvents,
+    frame_positions,
+    history_frame,
+)
+from fraud_orchestration.serving.row_sql import RowQuery
 from fraud_orchestration.serving.schema import parse_request
 from fraud_orchestration.serving.server import free_port
+from fraud_orchestration.serving.window_sql import CompiledQuery
 from fraud_orchestration.serving.xgboost_c_api import DensePredictor
 from fraud_orchestration.simulator import SimulationConfig, iter_days
 
@@ -549,6 +559,45 @@ def pipeline_breakdown(
     return result
 
 
+EVALUATOR_BATCHES = (1, 2, 4, 6, 8, 12, 16)
+"""Batch sizes (consecutive single requests scored together) the evaluators are timed on."""
+
+
+def evaluator_costs(paths: dict[str, Path], singles: list[bytes], rounds: int = 5) -> dict:
+    """The feature SQL's two evaluators -- vectorised (NumPy) and row by row (Python) -- on
+    the frames the service builds for batches of n consecutive single requests (the online
+    store's history of their cards and terminals, and the requests), 150 batches per size:
+    the best of ``rounds`` rounds, interleaved, in ms per batch. The service's ``auto``
+    engine gives batches of up to ``ROW_MAX_ROWS`` transactions to the row evaluator."""
+    store = OnlineStoreReader(LocalFeatureStore(root=str(paths["store_root"])).online_path)
+    outputs = ["transaction_id", *FEATURE_NAMES]
+    evaluators = {"vectorised": CompiledQuery(feature_sql(), outputs)}
+    evaluators["rows"] = RowQuery(feature_sql(), outputs)
+    transactions = [
+        t for body in singles for t in parse_request(body, "application/json", 1).transactions
+    ]
+    result: dict[str, Any] = {"row_max_rows": ROW_MAX_ROWS, "ms_per_batch": {}}
+    for size in EVALUATOR_BATCHES:
+        inputs = []
+        for start in range(0, 150 * size, size):
+            batch = transactions[start : start + size]
+            frame = history_frame(store, RecentEvents(), batch)
+            inputs.append((frame, frame_positions(frame, [t.transaction_id for t in batch])))
+        best = {name: float("inf") for name in evaluators}
+        for _ in range(rounds):
+            for name, query in evaluators.items():
+                started = time.perf_counter()
+                for frame, positions in inputs:
+                    query.evaluate(frame, positions)
+                elapsed = (time.perf_counter() - started) * 1000 / len(inputs)
+                best[name] = min(best[name], elapsed)
+        result["ms_per_batch"][size] = {
+            **{name: round(ms, 3) for name, ms in best.items()},
+            "rows_over_vectorised": round(best["rows"] / best["vectorised"], 2),
+        }
+    return result
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -572,6 +621,7 @@ async def run(paths: dict[str, Path], limits: Limits, variants: list[str]) -> di
         "limits": asdict(limits),
         "raw_inplace_predict": raw_inplace_predict(paths["model_dir"], matrices),
         "pipeline_ms": pipeline_breakdown(paths, singles, batches),
+        "evaluators": evaluator_costs(paths, singles),
         "servers": {},
     }
     for variant in variants:
@@ -732,6 +782,17 @@ def markdown(results: dict[str, Any]) -> str:
             for label, stages in results["pipeline_ms"].items()
         ),
         "",
+        "| feature evaluator, ms per batch | "
+        + " | ".join(str(size) for size in results["evaluators"]["ms_per_batch"])
+        + " |",
+        "|---|" + "---|" * len(results["evaluators"]["ms_per_batch"]),
+        *(
+            f"| {name} | "
+            + " | ".join(str(v[name]) for v in results["evaluators"]["ms_per_batch"].values())
+            + " |"
+            for name in ("vectorised", "rows", "rows_over_vectorised")
+        ),
+        "",
         "| transaction_scores, one day | rows/s |",
         "|---|---|",
         *(f"| {name} | {rate} |" for name, rate in results["batch_scoring"]["rows_per_s"].items()),
@@ -748,7 +809,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
     parser.add_argument(
         "--servers",
-        default="compiled:1,compiled:1:inproc,compiled:2,sqlite:1",
+        default="auto:1,compiled:1,compiled:1:inproc,compiled:2,sqlite:1",
         help="engine:scoring-threads[:process|:inproc][@git-ref] of each server, run one after "
         "the other (the first one's figures are checked against the targets; process / inproc "
         "score in a child process or in the HTTP process; @ref serves that commit's code)",
@@ -756,12 +817,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument(
+        "--evaluators-only",
+        action="store_true",
+        help="only the feature evaluators on batches of 1-16 requests (merged into --output)",
+    )
+    parser.add_argument(
         "--batch-scoring-only",
         action="store_true",
         help="only the transaction_scores path beside raw inplace_predict (merged into --output)",
     )
     args = parser.parse_args(argv)
     paths = prepare(args.data_dir)
+    if args.evaluators_only:
+        features = pd.read_parquet(paths["features"])
+        singles = request_bodies(day_rows(features, STORE_DAY_INDEX + 1))
+        results = json.loads(args.output.read_text()) if args.output.is_file() else {}
+        results["evaluators"] = {**evaluator_costs(paths, singles), "machine": machine()}
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(json.dumps(results["evaluators"], indent=2))
+        return
     if args.batch_scoring_only:
         results = json.loads(args.output.read_text()) if args.output.is_file() else {}
         results["batch_scoring"] = batch_scoring(

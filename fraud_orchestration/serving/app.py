@@ -84,6 +84,7 @@ from fraud_orchestration.resources.model_registry import (
     RegistryError,
 )
 from fraud_orchestration.serving.features import (
+    ROW_MAX_ROWS,
     FeatureComputer,
     FeatureMatrix,
     OnlineStoreReader,
@@ -132,6 +133,9 @@ class ServingConfig:
     sqlite_max_rows: int = 16
     """With ``auto``, when the compiled evaluator is refused: requests up to this many
     transactions run on SQLite, larger ones on DuckDB."""
+    row_max_rows: int = ROW_MAX_ROWS
+    """With ``auto``: batches up to this many transactions run on the row evaluator, larger
+    ones on the vectorised evaluator (``serving.features``)."""
     reasons: str = "approx"
     """Reasons: ``approx`` (Saabas, XGBoost approx_contribs), ``exact`` (TreeSHAP), ``none``."""
     top_reasons: int = 3
@@ -231,7 +235,11 @@ class ScoringService:
         if self.store.as_of_seconds is not None:
             self.recent.drop_before(self.store.as_of_seconds)
         self.computer = FeatureComputer(
-            self.store, self.recent, engine=config.engine, sqlite_max_rows=config.sqlite_max_rows
+            self.store,
+            self.recent,
+            engine=config.engine,
+            sqlite_max_rows=config.sqlite_max_rows,
+            row_max_rows=config.row_max_rows,
         )
         config.rules.check_features(self.computer.names)
         self.rules = config.rules

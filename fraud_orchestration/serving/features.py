@@ -29,17 +29,19 @@ the earlier ones, even before the nightly store refresh. They live in this proce
 (run one worker process per store); when a newer store is published, the events it covers
 (older than its ``as_of``) are dropped.
 
-Engines, all running that one text: ``compiled`` (the default: the text parsed once into a
-vectorised NumPy evaluator, ``serving.window_sql``, ~1 ms a call whether it scores one
-transaction or a batch of them), ``duckdb`` (the engine that builds the offline features, on a
+Engines, all running that one text: ``compiled`` (the text parsed once into a vectorised
+NumPy evaluator, ``serving.window_sql``, ~1 ms a call whether it scores one transaction or a
+batch of them), ``rows`` (the same parsed text evaluated row by row in plain Python,
+``serving.row_sql``: little fixed cost, more per row; ``auto`` gives it batches of up to
+``row_max_rows`` transactions), ``duckdb`` (the engine that builds the offline features, on a
 cached single-thread connection per worker thread: ~10 ms a query however small the frame) and
 ``sqlite`` (Python's SQLite runs the same text -- window RANGE frames, ``FLOOR``, ``CAST`` --
 over the frame copied into an in-memory table: ~1-2 ms for one transaction's ~100 rows,
 growing faster with the frame than DuckDB). Every engine but DuckDB, the reference, is used
 only after it reproduced DuckDB's features on a canary frame at start-up
-(:func:`verify_engine`); ``auto`` takes the compiled evaluator, else SQLite for requests of up
-to ``sqlite_max_rows`` transactions and DuckDB above, and ``/admin/status`` says which engine
-was refused and why.
+(:func:`verify_engine`); ``auto`` takes the row evaluator for small batches and the compiled
+one for the rest, else SQLite for requests of up to ``sqlite_max_rows`` transactions and
+DuckDB above, and ``/admin/status`` says which engine was refused and why.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_orchestration.features import FEATURE_NAMES, FEATURES, SOURCE_VIEW, feature_sql
+from fraud_orchestration.serving.row_sql import RowQuery
 from fraud_orchestration.serving.schema import Transaction
 from fraud_orchestration.serving.window_sql import CompiledQuery, UnsupportedSQL
 from fraud_orchestration.settings import SERVING_ENGINES
@@ -68,6 +71,9 @@ from fraud_orchestration.settings import SERVING_ENGINES
 log = logging.getLogger(__name__)
 
 REQUEST_IDS_TABLE = "serving_request_ids"
+ROW_MAX_ROWS = 8
+"""``auto``: requests (and batches) of up to this many transactions run on the row
+evaluator, larger ones on the vectorised evaluator."""
 EXACT_KINDS = ("raw", "flag", "count")
 
 Row = tuple[int, int, int, int, float, int]
@@ -400,14 +406,34 @@ class _Engine:
         transactions: Sequence[Transaction],
     ) -> tuple[list[str], list]:
         """The request rows' features over store history + recent events + the request."""
-        customers = sorted({t.customer_id for t in transactions})
-        terminals = sorted({t.terminal_id for t in transactions})
-        cards, terminal_rows = store.histories(
-            np.array(customers, dtype=np.float64), np.array(terminals, dtype=np.float64)
-        )
-        recent_rows = frame_from_rows(recent.lookup(customers, terminals))
-        frame = merge_frames(recent_rows, cards, terminal_rows, request_frame(transactions))
+        frame = history_frame(store, recent, transactions)
         return self.run(frame, [t.transaction_id for t in transactions])
+
+
+def history_frame(
+    store: OnlineStoreReader, recent: RecentEvents, transactions: Sequence[Transaction]
+) -> Frame:
+    """What the feature SQL runs over for ``transactions``: their cards' and terminals'
+    stored history, the recent events of those, and the transactions themselves."""
+    customers = sorted({t.customer_id for t in transactions})
+    terminals = sorted({t.terminal_id for t in transactions})
+    cards, terminal_rows = store.histories(
+        np.array(customers, dtype=np.float64), np.array(terminals, dtype=np.float64)
+    )
+    recent_rows = frame_from_rows(recent.lookup(customers, terminals))
+    return merge_frames(recent_rows, cards, terminal_rows, request_frame(transactions))
+
+
+def frame_positions(frame: Frame, request_ids: Sequence[int]) -> np.ndarray:
+    """Where the request transactions are in ``frame``."""
+    ids = frame["transaction_id"]
+    sorter = np.argsort(ids)
+    wanted = np.asarray(request_ids, dtype=np.float64)
+    found = np.searchsorted(ids, wanted, sorter=sorter)
+    positions = sorter[np.minimum(found, len(ids) - 1)]
+    if not np.array_equal(ids[positions], wanted):
+        raise KeyError("a request transaction is missing from the frame")
+    return positions
 
 
 class DuckDBEngine(_Engine):
@@ -514,19 +540,24 @@ class CompiledEngine(_Engine):
     name = "compiled"
 
     def __init__(self, sql: str) -> None:
-        self.query = CompiledQuery(sql, ["transaction_id", *FEATURE_NAMES])
+        self.query: CompiledQuery | RowQuery = CompiledQuery(
+            sql, ["transaction_id", *FEATURE_NAMES]
+        )
 
     def run(self, frame: Frame, request_ids: Sequence[int]) -> tuple[list[str], list]:
-        ids = frame["transaction_id"]
-        sorter = np.argsort(ids)
-        wanted = np.asarray(request_ids, dtype=np.float64)
-        found = np.searchsorted(ids, wanted, sorter=sorter)
-        positions = sorter[np.minimum(found, len(ids) - 1)]
-        if not np.array_equal(ids[positions], wanted):
-            raise KeyError("a request transaction is missing from the frame")
-        result = self.query.evaluate(frame, positions)
+        result = self.query.evaluate(frame, frame_positions(frame, request_ids))
         names = list(result)
         return names, [result[name] for name in names]
+
+
+class RowEngine(CompiledEngine):
+    """THE SQL text evaluated row by row in plain Python (``serving.row_sql``): a fraction of
+    the vectorised evaluator's fixed cost, more per row; for a few transactions at a time."""
+
+    name = "rows"
+
+    def __init__(self, sql: str) -> None:
+        self.query = RowQuery(sql, ["transaction_id", *FEATURE_NAMES])
 
 
 def _request_rows_query(sql: str) -> str:
@@ -563,12 +594,14 @@ class FeatureMatrix:
 class FeatureComputer:
     """Features for request transactions, from the online store and the recent events.
 
-    ``engine="auto"`` runs every request on the compiled evaluator once it has reproduced
-    DuckDB's features on the canary frame. Should it refuse the text (or differ), requests of
-    up to ``sqlite_max_rows`` transactions run on SQLite (little fixed cost per query) and
-    larger ones on DuckDB (faster on big frames), SQLite too only once it passed the canary.
-    ``compiled`` and ``sqlite`` ask for one engine (DuckDB if it is refused), ``duckdb`` for
-    the reference engine itself.
+    ``engine="auto"`` runs requests of up to ``row_max_rows`` transactions on the row
+    evaluator and larger ones on the vectorised one, each once it has reproduced DuckDB's
+    features on the canary frame (the row evaluator is tried only beside a vectorised one
+    that passed: they share a parser). Should the vectorised evaluator refuse the text (or
+    differ), requests of up to ``sqlite_max_rows`` transactions run on SQLite (little fixed
+    cost per query) and larger ones on DuckDB (faster on big frames), SQLite too only once it
+    passed the canary. ``compiled`` and ``sqlite`` ask for one engine (DuckDB if it is
+    refused), ``duckdb`` for the reference engine itself.
     """
 
     def __init__(
@@ -578,6 +611,7 @@ class FeatureComputer:
         engine: str = "auto",
         sql: str | None = None,
         sqlite_max_rows: int = 16,
+        row_max_rows: int = ROW_MAX_ROWS,
     ) -> None:
         if engine not in SERVING_ENGINES:
             raise ValueError(f"engine must be one of {SERVING_ENGINES}, got {engine!r}")
@@ -590,7 +624,9 @@ class FeatureComputer:
         self.duckdb = DuckDBEngine(self.sql)
         self.compiled: CompiledEngine | None = None
         self.sqlite: SQLiteEngine | None = None
+        self.rows: RowEngine | None = None
         self.sqlite_max_rows = sqlite_max_rows if engine == "auto" else 0
+        self.row_max_rows = row_max_rows if engine == "auto" else 0
         if engine in ("compiled", "auto"):
             try:
                 compiled = CompiledEngine(self.sql)
@@ -602,6 +638,13 @@ class FeatureComputer:
                 self.compiled = compiled
             else:
                 notes.append(f"compiled refused: {problem}")
+        if engine == "auto" and self.compiled is not None and self.row_max_rows > 0:
+            rows_engine = RowEngine(self.sql)
+            problem = verify_engine(rows_engine, self.duckdb)
+            if problem is None:
+                self.rows = rows_engine
+            else:
+                notes.append(f"rows refused: {problem}")
         if engine == "sqlite" or (engine == "auto" and self.compiled is None):
             candidate = SQLiteEngine(self.sql)
             problem = verify_engine(candidate, self.duckdb)
@@ -612,13 +655,17 @@ class FeatureComputer:
             else:
                 notes.append(f"sqlite refused: {problem}")
         if notes:
-            fallback = self.sqlite.name if self.sqlite is not None else "duckdb"
+            fallback = next(
+                engine.name for engine in (self.compiled, self.sqlite, self.duckdb) if engine
+            )
             self.engine_note: str | None = f"{'; '.join(notes)}; using {fallback}"
             log.warning(self.engine_note)
         else:
             self.engine_note = None
 
     def engine_for(self, rows: int) -> _Engine:
+        if self.rows is not None and rows <= self.row_max_rows:
+            return self.rows
         if self.compiled is not None:
             return self.compiled
         if self.sqlite is not None and rows <= self.sqlite_max_rows:
@@ -641,7 +688,7 @@ class FeatureComputer:
         """Open this thread's connections and run the SQL once on each engine."""
         rows = canary_rows()
         ids = [row[0] for row in rows[-4:]]
-        for engine in (self.duckdb, self.sqlite, self.compiled):
+        for engine in (self.duckdb, self.sqlite, self.compiled, self.rows):
             if engine is not None:
                 self.compute_rows(rows, ids, engine)
 
@@ -661,6 +708,8 @@ class FeatureComputer:
             "compiled": self.compiled is not None,
             "sqlite": self.sqlite is not None,
             "sqlite_max_rows": self.sqlite_max_rows if self.sqlite is not None else 0,
+            "rows": self.rows is not None,
+            "row_max_rows": self.row_max_rows if self.rows is not None else 0,
             "engine_note": self.engine_note,
             "features": len(self.names),
         }

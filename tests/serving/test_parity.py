@@ -81,7 +81,7 @@ def mismatches(offline: pd.DataFrame, answers: dict[int, dict]) -> list[str]:
         ("compiled", 10**9, 0),  # every second's transactions on their own
         ("sqlite", 10**9, 0),
         ("duckdb", 300, 50),  # the first 300 alone, then chunks of up to 50
-        ("auto", 600, 200),  # the compiled evaluator, alone and in chunks
+        ("auto", 600, 200),  # the row evaluator alone, the vectorised one in chunks
     ],
 )
 def test_online_features_equal_the_offline_store(

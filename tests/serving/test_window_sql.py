@@ -1,4 +1,5 @@
-"""The compiled evaluator (``serving.window_sql``) against DuckDB running the same text.
+"""The evaluators -- vectorised (``serving.window_sql``) and row by row (``serving.row_sql``)
+-- against DuckDB running the same text.
 
 The feature file is the case that matters (every feature, enumerated, on random frames with
 same-second ties and window edges); a second text exercises the rest of the dialect the
@@ -20,9 +21,15 @@ from fraud_orchestration.serving.features import (
     RecentEvents,
     canary_rows,
 )
+from fraud_orchestration.serving.row_sql import RowQuery, _numpy_sum
 from fraud_orchestration.serving.window_sql import CompiledQuery, DivisionByZero, UnsupportedSQL
 
 EXACT_KINDS = ("raw", "flag", "count", "seconds")
+
+
+@pytest.fixture(params=[CompiledQuery, RowQuery], ids=["vectorised", "rows"])
+def evaluator(request) -> type[CompiledQuery] | type[RowQuery]:
+    return request.param
 
 
 def random_frame(seed: int, rows: int, cards: int, terminals: int, days: int) -> pd.DataFrame:
@@ -50,9 +57,11 @@ def duckdb_result(sql: str, frame: pd.DataFrame) -> pd.DataFrame:
         return connection.execute(sql).df().sort_values("transaction_id").reset_index(drop=True)
 
 
-def compiled_result(sql: str, frame: pd.DataFrame, outputs: list[str]) -> dict[str, np.ndarray]:
+def compiled_result(
+    sql: str, frame: pd.DataFrame, outputs: list[str], evaluator=CompiledQuery
+) -> dict[str, np.ndarray]:
     columns = {name: frame[name].to_numpy(dtype=np.float64) for name in frame.columns}
-    return CompiledQuery(sql, outputs).evaluate(columns, np.arange(len(frame)))
+    return evaluator(sql, outputs).evaluate(columns, np.arange(len(frame)))
 
 
 def assert_same(want: pd.Series, got: np.ndarray, exact: bool, name: str) -> None:
@@ -68,22 +77,22 @@ def assert_same(want: pd.Series, got: np.ndarray, exact: bool, name: str) -> Non
     ("seed", "rows", "cards", "terminals", "days"),
     [(0, 3000, 40, 15, 60), (1, 800, 3, 2, 45), (2, 500, 200, 200, 10)],
 )
-def test_every_feature_equals_duckdb(seed, rows, cards, terminals, days) -> None:
+def test_every_feature_equals_duckdb(evaluator, seed, rows, cards, terminals, days) -> None:
     frame = random_frame(seed, rows, cards, terminals, days)
     want = duckdb_result(feature_sql(), frame)
-    got = compiled_result(feature_sql(), frame, FEATURE_NAMES)
+    got = compiled_result(feature_sql(), frame, FEATURE_NAMES, evaluator)
     for feature in FEATURES:
         assert_same(
             want[feature.name], got[feature.name], feature.kind in EXACT_KINDS, feature.name
         )
 
 
-def test_only_the_requested_rows_are_computed_and_in_their_order() -> None:
+def test_only_the_requested_rows_are_computed_and_in_their_order(evaluator) -> None:
     frame = random_frame(3, 1000, 10, 5, 40)
-    everything = compiled_result(feature_sql(), frame, FEATURE_NAMES)
+    everything = compiled_result(feature_sql(), frame, FEATURE_NAMES, evaluator)
     columns = {name: frame[name].to_numpy(dtype=np.float64) for name in frame.columns}
     rows = np.array([999, 3, 500, 4])
-    some = CompiledQuery(feature_sql(), FEATURE_NAMES).evaluate(columns, rows)
+    some = evaluator(feature_sql(), FEATURE_NAMES).evaluate(columns, rows)
     for name in FEATURE_NAMES:
         assert np.array_equal(some[name], everything[name][rows], equal_nan=True), name
 
@@ -124,27 +133,27 @@ DIALECT_OUTPUTS = [
 ]
 
 
-def test_the_rest_of_the_dialect_equals_duckdb() -> None:
+def test_the_rest_of_the_dialect_equals_duckdb(evaluator) -> None:
     sql = DIALECT.replace("  CASE WHEN tx_fraud = 1 THEN 'x' IS NULL END AS unused\n", "")
     sql = sql.replace("AS null_arithmetic,\n", "AS null_arithmetic\n")
     frame = random_frame(4, 600, 5, 3, 20)
     with duckdb.connect() as connection:
         connection.register("transactions", frame)
         want = connection.execute(sql).df().sort_values("transaction_id")
-    got = compiled_result(sql, frame, DIALECT_OUTPUTS)
+    got = compiled_result(sql, frame, DIALECT_OUTPUTS, evaluator)
     for name in DIALECT_OUTPUTS:
         assert_same(want[name].reset_index(drop=True), got[name], False, name)
     assert np.isnan(got["divided_by_null"]).all()
     assert (got["negative_remainder"] < 0).any()
 
 
-def test_division_by_zero_is_an_error() -> None:
+def test_division_by_zero_is_an_error(evaluator) -> None:
     """DuckDB 2 answers ``x / 0`` with an error or with inf depending on the plan, Spark 4
     (ANSI) with an error: the evaluator raises rather than pick a value. The feature SQL
     guards every division with NULLIF."""
     sql = "SELECT transaction_id, tx_amount / (tx_fraud - tx_fraud) AS bad FROM transactions"
     with pytest.raises(DivisionByZero):
-        compiled_result(sql, random_frame(5, 50, 2, 2, 3), ["bad"])
+        compiled_result(sql, random_frame(5, 50, 2, 2, 3), ["bad"], evaluator)
 
 
 @pytest.mark.parametrize(
@@ -162,9 +171,9 @@ def test_division_by_zero_is_an_error() -> None:
         ("SELECT SUM(tx_amount) AS s FROM t", "window aggregate"),
     ],
 )  # fmt: skip
-def test_text_outside_the_dialect_is_refused(text: str, complaint: str) -> None:
+def test_text_outside_the_dialect_is_refused(evaluator, text: str, complaint: str) -> None:
     with pytest.raises(UnsupportedSQL, match=complaint):
-        CompiledQuery(text)
+        evaluator(text)
 
 
 def test_a_refused_text_leaves_the_service_on_a_sql_engine() -> None:
@@ -179,3 +188,36 @@ def test_a_refused_text_leaves_the_service_on_a_sql_engine() -> None:
     assert computer.engine_note.endswith("using sqlite")
     rows = canary_rows()
     assert computer.compute_rows(rows, [rows[-1][0]]).values.shape == (1, len(FEATURE_NAMES))
+
+
+def test_auto_runs_small_requests_row_by_row_and_larger_ones_vectorised() -> None:
+    computer = FeatureComputer(OnlineStoreReader(None), RecentEvents(), engine="auto")
+    assert computer.status()["rows"] and computer.engine_note is None
+    assert computer.engine_for(1).name == "rows"
+    assert computer.engine_for(computer.row_max_rows).name == "rows"
+    assert computer.engine_for(computer.row_max_rows + 1).name == "compiled"
+    rows = canary_rows()
+    ids = [row[0] for row in rows[-3:]]
+    by_rows = computer.compute_rows(rows, ids)
+    vectorised = computer.compute_rows(rows, ids, computer.compiled)
+    np.testing.assert_allclose(by_rows.values, vectorised.values, rtol=1e-12, atol=1e-12)
+    only = FeatureComputer(OnlineStoreReader(None), RecentEvents(), engine="compiled")
+    assert only.engine_for(1).name == "compiled" and only.rows is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_two_evaluators_agree_bit_for_bit(seed) -> None:
+    """A transaction's features must not depend on the size of the batch it was scored in,
+    that is on the evaluator ``auto`` picked for it."""
+    frame = random_frame(seed, 1500, 8, 6, 50)
+    vectorised = compiled_result(feature_sql(), frame, FEATURE_NAMES, CompiledQuery)
+    by_rows = compiled_result(feature_sql(), frame, FEATURE_NAMES, RowQuery)
+    for name in FEATURE_NAMES:
+        assert np.array_equal(vectorised[name], by_rows[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 300, 1000])
+def test_the_row_evaluator_sums_in_numpys_order(size) -> None:
+    values = np.random.default_rng(size).gamma(2.0, 40.0, size) * np.resize([1, -1, 1], size)
+    want = np.add.reduceat(np.concatenate((values, [0.0])), [0, size])[0]
+    assert _numpy_sum(values.tolist()) == want
