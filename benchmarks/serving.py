@@ -24,7 +24,7 @@ uvicorn, default settings -- approximate reasons, dynamic batching, a 200 ms bud
 single transactions -- except a budget of 20 ms per extra row of a list, so that batch
 figures measure the model path rather than the fallback), once per ``engine:threads`` of
 ``--servers``, one after the other in the same run: by default ``auto:1`` (the service's
-defaults: the row evaluator for batches of up to eight transactions and the vectorised one
+defaults: the row evaluator for batches of up to six transactions and the vectorised one
 above, one scoring thread, in a scoring process beside the HTTP front), ``compiled:1`` (the
 vectorised evaluator for every batch), ``compiled:1:inproc`` (the same, scoring in the HTTP
 process), ``compiled:2`` (two scoring threads) and ``sqlite:1`` (the SQL on SQLite, the engine

@@ -71,7 +71,7 @@ from fraud_orchestration.settings import SERVING_ENGINES
 log = logging.getLogger(__name__)
 
 REQUEST_IDS_TABLE = "serving_request_ids"
-ROW_MAX_ROWS = 8
+ROW_MAX_ROWS = 6
 """``auto``: requests (and batches) of up to this many transactions run on the row
 evaluator, larger ones on the vectorised evaluator."""
 EXACT_KINDS = ("raw", "flag", "count")
