@@ -32,12 +32,11 @@ from fraud_orchestration.serving.window_sql import (
     DivisionByZero,
     Node,
     UnsupportedSQL,
-    _aggregates,
     _compile,
     _Context,
     _order_values,
     _partition_keys,
-    parse,
+    parse_outputs,
 )
 
 NAN = math.nan
@@ -260,20 +259,9 @@ class RowQuery:
     :class:`~fraud_orchestration.serving.window_sql.CompiledQuery`."""
 
     def __init__(self, text: str, outputs: Sequence[str] | None = None) -> None:
-        query = parse(text)
-        available = dict(query.outputs)
-        wanted = list(outputs) if outputs is not None else list(available)
-        missing = [name for name in wanted if name not in available]
-        if missing:
-            raise UnsupportedSQL(f"the text does not define {missing}")
-        self.names = wanted
-        self.outputs = [_compile_scalar(available[name]) for name in wanted]
-        seen: dict[Node, None] = {}
-        for name in wanted:
-            for aggregate in _aggregates(available[name]):
-                if _aggregates(aggregate[2]):
-                    raise UnsupportedSQL("aggregates of aggregates are not supported")
-                seen[aggregate] = None
+        query, selected, seen = parse_outputs(text, outputs)
+        self.names = [name for name, _ in selected]
+        self.outputs = [_compile_scalar(node) for _, node in selected]
         self.arguments = {node[2]: _compile(node[2]) for node in seen}
         """Aggregate arguments, evaluated over the whole frame with NumPy."""
         by_window: dict[str, list[Node]] = {}

@@ -650,24 +650,33 @@ def _constant_aggregate(function: str, value: float, frames: _Frames) -> np.ndar
 # --------------------------------------------------------------------------- compiled query
 
 
+def parse_outputs(
+    text: str, outputs: Sequence[str] | None
+) -> tuple[Query, list[tuple[str, Node]], list[Node]]:
+    """The parsed text, the ``outputs`` asked for (all when None) with their expressions, and
+    the distinct aggregates those use, in order of appearance."""
+    query = parse(text)
+    available = dict(query.outputs)
+    wanted = list(outputs) if outputs is not None else list(available)
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise UnsupportedSQL(f"the text does not define {missing}")
+    seen: dict[Node, None] = {}
+    for name in wanted:
+        for aggregate in _aggregates(available[name]):
+            if _aggregates(aggregate[2]):
+                raise UnsupportedSQL("aggregates of aggregates are not supported")
+            seen[aggregate] = None
+    return query, [(name, available[name]) for name in wanted], list(seen)
+
+
 class CompiledQuery:
     """The parsed text, ready to evaluate; ``outputs`` limits the work to those columns."""
 
     def __init__(self, text: str, outputs: Sequence[str] | None = None) -> None:
-        query = parse(text)
-        available = dict(query.outputs)
-        wanted = list(outputs) if outputs is not None else list(available)
-        missing = [name for name in wanted if name not in available]
-        if missing:
-            raise UnsupportedSQL(f"the text does not define {missing}")
+        query, selected, seen = parse_outputs(text, outputs)
         self.windows = query.windows
-        self.outputs = [(name, _compile(available[name])) for name in wanted]
-        seen: dict[Node, None] = {}
-        for name in wanted:
-            for aggregate in _aggregates(available[name]):
-                if _aggregates(aggregate[2]):
-                    raise UnsupportedSQL("aggregates of aggregates are not supported")
-                seen[aggregate] = None
+        self.outputs = [(name, _compile(node)) for name, node in selected]
         self.aggregates = [(node, _compile(node[2])) for node in seen]
         used = {node[3] for node in seen}
         by_sorting: dict[tuple[tuple[str, ...], str], dict[str, Window]] = {}
