@@ -8,12 +8,13 @@ rows sorted by the ORDER BY value), an aggregate is a loop over the frame's slic
 scalar expression a few float operations. Per row that is cheaper than the NumPy evaluator's
 fixed cost, so the service uses it for batches of up to ``row_max_rows`` transactions.
 
-Same dialect, same answers: the parser is :mod:`serving.window_sql`'s (text outside the
-dialect is refused there), aggregate arguments are evaluated over the frame by its NumPy
-closures, NULL is NaN, and the service uses this evaluator only after it reproduced DuckDB's
-features on the canary frame. SQL's NULL rules are spelt out where Python's differ: a
-comparison with NULL is NULL, ``x / 0`` raises :class:`DivisionByZero`, aggregates skip NULL
-and are NULL over no value (``COUNT`` is 0).
+Same dialect, same answers bit for bit: the parser is :mod:`serving.window_sql`'s (text
+outside the dialect is refused there), aggregate arguments are evaluated over the frame by
+its NumPy closures, sums add in NumPy's order (:func:`_numpy_sum`), NULL is NaN, and the
+service uses this evaluator only after it reproduced DuckDB's features on the canary frame.
+SQL's NULL rules are spelt out where Python's differ: a comparison with NULL is NULL,
+``x / 0`` raises :class:`DivisionByZero`, aggregates skip NULL and are NULL over no value
+(``COUNT`` is 0).
 """
 
 from __future__ import annotations
