@@ -1,33 +1,31 @@
-"""THE feature SQL evaluated one output row at a time in plain Python, for small requests.
+"""THE feature SQL evaluated one output row at a time, for small requests.
 
 :mod:`serving.window_sql` evaluates the text with NumPy, a few hundred calls whatever the
 number of rows: on the handful of transactions a single request or a small batch brings, each
-call costs its fixed overhead, not its work. Here the same parsed text runs per output row
-on Python floats: a window's frame is two ``bisect`` calls into the row's partition (its
-rows sorted by the ORDER BY value), an aggregate is a loop over the frame's slice, and a
-scalar expression a few float operations. Per row that is cheaper than the NumPy evaluator's
-fixed cost, so the service uses it for batches of up to ``row_max_rows`` transactions.
+call costs its fixed overhead, not its work. Here the same parsed text runs per output row:
+the windows and their aggregates in one compiled loop (:mod:`serving.window_kernel`: per row,
+its partition sorted by the ORDER BY value, a window's frame as two binary searches), and the
+scalar expressions over them on Python floats. Per row that is cheaper than the NumPy
+evaluator's fixed cost, so the service uses it for batches of up to ``row_max_rows``
+transactions.
 
 Same dialect, same answers bit for bit: the parser is :mod:`serving.window_sql`'s (text
 outside the dialect is refused there), aggregate arguments are evaluated over the frame by
-its NumPy closures, sums add in NumPy's order (:func:`_numpy_sum`), NULL is NaN, and the
-service uses this evaluator only after it reproduced DuckDB's features on the canary frame.
-SQL's NULL rules are spelt out where Python's differ: a comparison with NULL is NULL,
-``x / 0`` raises :class:`DivisionByZero`, aggregates skip NULL and are NULL over no value
-(``COUNT`` is 0).
+its NumPy closures, sums add in NumPy's order, NULL is NaN, and the service uses this
+evaluator only after it reproduced DuckDB's features on the canary frame. SQL's NULL rules are
+spelt out where Python's differ: a comparison with NULL is NULL, ``x / 0`` raises
+:class:`DivisionByZero`, aggregates skip NULL and are NULL over no value (``COUNT`` is 0).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from functools import reduce
-from operator import add
 from typing import Any
 
 import numpy as np
 
+from fraud_orchestration.serving.window_kernel import FUNCTIONS, window_aggregates
 from fraud_orchestration.serving.window_sql import (
     Columns,
     DivisionByZero,
@@ -191,67 +189,6 @@ def _call(function: str, arguments: list[Scalar]) -> Scalar:
     return floor
 
 
-# --------------------------------------------------------------------------- aggregates
-
-
-def _aggregate(function: str, values: list[float], nulls: bool) -> float:
-    """``function`` over one frame's values (``nulls``: some may be NULL, which SQL skips)."""
-    present = [v for v in values if v == v] if nulls else values
-    if function == "COUNT":
-        return float(len(present))
-    if not present:
-        return NAN
-    if function in ("SUM", "AVG"):
-        total = _numpy_sum([v if v == v else 0.0 for v in values] if nulls else values)
-        return total if function == "SUM" else total / len(present)
-    return float(max(present) if function == "MAX" else min(present))
-
-
-def _numpy_sum(values: list[float]) -> float:
-    """The sum in the order ``np.add.reduceat`` adds (the vectorised evaluator's): the first
-    value, plus the rest summed pairwise (NumPy's ``pairwise_sum``: sequential below 8
-    values, 8 interleaved partial sums up to 128, halves above). Floating-point addition
-    depends on the order, and a transaction's features must not depend on which evaluator
-    its batch ran on: with this order they are bit for bit the same
-    (``tests/serving/test_window_sql.py``)."""
-    return values[0] + _pairwise_sum(values[1:])
-
-
-def _pairwise_sum(values: list[float]) -> float:
-    """Left-to-right additions are ``reduce(add, ...)``: ``sum()`` compensates its
-    rounding errors from Python 3.12 on."""
-    count = len(values)
-    if count < 8:
-        return reduce(add, values, 0.0)
-    if count <= 128:
-        whole = count - count % 8
-        p = [reduce(add, values[lane:whole:8]) for lane in range(8)]  # 8 interleaved sums
-        total = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
-        return reduce(add, values[whole:], total)
-    half = count // 2
-    half -= half % 8
-    return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
-
-
-def _constant_aggregate(function: str, value: float, size: int) -> float:
-    """``function`` of a constant over a frame of ``size`` rows (``COUNT(*)`` counts 1s),
-    as :func:`serving.window_sql._constant_aggregate` computes it."""
-    if function == "COUNT":
-        return 0.0 if _is_null(value) else float(size)
-    if size == 0 or _is_null(value):
-        return NAN
-    return size * value if function == "SUM" else value
-
-
-class _Argument:
-    """An aggregate argument over the frame: a constant, or values with or without NULLs."""
-
-    def __init__(self, values: Any) -> None:
-        self.constant = float(values) if np.ndim(values) == 0 else None
-        self.values = None if self.constant is not None else np.asarray(values)
-        self.nulls = self.values is not None and bool(np.isnan(self.values).any())
-
-
 # --------------------------------------------------------------------------- query
 
 
@@ -263,69 +200,53 @@ class RowQuery:
         query, selected, seen = parse_outputs(text, outputs)
         self.names = [name for name, _ in selected]
         self.outputs = [_compile_scalar(node) for _, node in selected]
-        self.arguments = {node[2]: _compile(node[2]) for node in seen}
+        self.aggregates = list(seen)
+        argument_nodes = list(dict.fromkeys(node[2] for node in seen))
+        self.arguments = [_compile(node) for node in argument_nodes]
         """Aggregate arguments, evaluated over the whole frame with NumPy."""
-        by_window: dict[str, list[Node]] = {}
-        for node in seen:
-            by_window.setdefault(node[3], []).append(node)
-        self.sortings: dict[Sorting, list[tuple[int, int, list[Node]]]] = {}
-        """(PARTITION BY, ORDER BY) -> its windows' frame offsets, each with its aggregates."""
-        for name, aggregates in by_window.items():
-            window = query.windows[name]
-            self.sortings.setdefault((window.partition_by, window.order_by), []).append(
-                (window.lower, window.upper, aggregates)
-            )
-        self.listed = {
-            sorting: {node[2] for _, _, aggregates in windows for node in aggregates}
-            for sorting, windows in self.sortings.items()
-        }
-        """The aggregate arguments each sort reads."""
+        window_names = list(dict.fromkeys(node[3] for node in seen))
+        windows = [query.windows[name] for name in window_names]
+        self.sortings: list[Sorting] = list(
+            dict.fromkeys((window.partition_by, window.order_by) for window in windows)
+        )
+        self.widest = max((len(keys) for keys, _ in self.sortings), default=0)
+        self.plan = (
+            np.array([self.sortings.index((w.partition_by, w.order_by)) for w in windows]),
+            np.array([w.lower for w in windows], dtype=np.int64),
+            np.array([w.upper for w in windows], dtype=np.int64),
+            np.array([window_names.index(node[3]) for node in seen], dtype=np.int64),
+            np.array([FUNCTIONS[node[1]] for node in seen], dtype=np.int64),
+            np.array([argument_nodes.index(node[2]) for node in seen], dtype=np.int64),
+        )
+        """The windows' sortings and frame offsets; the aggregates' windows, functions and
+        arguments (:func:`~fraud_orchestration.serving.window_kernel.window_aggregates`)."""
 
     def evaluate(self, columns: Columns, rows: np.ndarray) -> Columns:
         """The outputs for the input rows ``rows`` (indices), each window over all rows."""
+        size = len(next(iter(columns.values())))
+        keys = np.zeros((len(self.sortings), self.widest, size))
+        order = np.empty((len(self.sortings), size), dtype=np.int64)
+        for s, (names, order_by) in enumerate(self.sortings):
+            order[s] = _order_values(columns, order_by)
+            for k, key in enumerate(_partition_keys(columns, names)):
+                keys[s, k] = key
+        arguments = np.zeros((len(self.arguments), max(size, 1)))
+        constant = np.zeros(len(self.arguments), dtype=np.bool_)
         with np.errstate(divide="ignore", invalid="ignore"):
             everything = _Context(columns, {})
-            arguments = {
-                node: _Argument(argument(everything)) for node, argument in self.arguments.items()
-            }
+            for g, argument in enumerate(self.arguments):
+                value = argument(everything)
+                constant[g] = np.ndim(value) == 0
+                arguments[g] = value
+        rows = np.asarray(rows, dtype=np.int64)
+        aggregates = window_aggregates(rows, keys, order, *self.plan, arguments, constant)
         values: list[Row] = [
             {name: float(column[row]) for name, column in columns.items()} for row in rows
         ]
-        for (keys, order_by), windows in self.sortings.items():
-            order = _order_values(columns, order_by)
-            partition_keys = _partition_keys(columns, keys)
-            listed = [
-                (node, argument.values)
-                for node, argument in arguments.items()
-                if argument.values is not None and node in self.listed[(keys, order_by)]
-            ]
-            for row, row_values in zip(rows, values, strict=True):
-                members = _members(row, partition_keys, order)
-                times = order[members].tolist()
-                lists = {node: column[members].tolist() for node, column in listed}
-                at = int(order[row])
-                for lower, upper, aggregates in windows:
-                    start = bisect_left(times, at + lower)
-                    end = bisect_right(times, at + upper)
-                    for node in aggregates:
-                        argument = arguments[node[2]]
-                        row_values[node] = (
-                            _constant_aggregate(node[1], argument.constant, end - start)
-                            if argument.constant is not None
-                            else _aggregate(node[1], lists[node[2]][start:end], argument.nulls)
-                        )
+        for row_values, row_aggregates in zip(values, aggregates.tolist(), strict=True):
+            row_values.update(zip(self.aggregates, row_aggregates, strict=True))
         results = np.array(
             [[output(row_values) for output in self.outputs] for row_values in values],
             dtype=np.float64,
         ).reshape(len(values), len(self.outputs))
         return {name: results[:, position] for position, name in enumerate(self.names)}
-
-
-def _members(row: int, keys: list[np.ndarray], order: np.ndarray) -> np.ndarray:
-    """The input rows in ``row``'s partition, by ascending order value (ties kept in input
-    order, as the NumPy evaluator's stable sort keeps them)."""
-    mask = keys[0] == keys[0][row]
-    for key in keys[1:]:
-        mask &= key == key[row]
-    members = np.flatnonzero(mask)
-    return members[np.argsort(order[members], kind="stable")]

@@ -21,7 +21,8 @@ from fraud_orchestration.serving.features import (
     RecentEvents,
     canary_rows,
 )
-from fraud_orchestration.serving.row_sql import RowQuery, _numpy_sum
+from fraud_orchestration.serving.row_sql import RowQuery
+from fraud_orchestration.serving.window_kernel import _numpy_sum
 from fraud_orchestration.serving.window_sql import CompiledQuery, DivisionByZero, UnsupportedSQL
 
 EXACT_KINDS = ("raw", "flag", "count", "seconds")
@@ -216,8 +217,8 @@ def test_the_two_evaluators_agree_bit_for_bit(seed) -> None:
         assert np.array_equal(vectorised[name], by_rows[name], equal_nan=True), name
 
 
-@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 300, 1000])
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 300, 1000, 4099])
 def test_the_row_evaluator_sums_in_numpys_order(size) -> None:
     values = np.random.default_rng(size).gamma(2.0, 40.0, size) * np.resize([1, -1, 1], size)
     want = np.add.reduceat(np.concatenate((values, [0.0])), [0, size])[0]
-    assert _numpy_sum(values.tolist()) == want
+    assert _numpy_sum(values, size) == want
