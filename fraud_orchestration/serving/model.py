@@ -25,6 +25,7 @@ node's mean value -- about 5x the cost of a prediction; ``exact`` is TreeSHAP
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ import numpy as np
 import xgboost as xgb
 
 from fraud_orchestration.modeling.trainer import TrainedModel, read_model_card
+from fraud_orchestration.serving.tree_contributions import ApproxContributions
 from fraud_orchestration.serving.xgboost_c_api import DensePredictor
+
+log = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".json", ".ubj")
 REASON_METHODS = ("approx", "exact", "none")
@@ -58,6 +62,10 @@ class ModelSlot:
     iteration_range: tuple[int, int]
     predictor: DensePredictor
     """The booster's scores and contributions (it holds the booster)."""
+    explainer: ApproxContributions | None
+    """Approximate contributions without XGBoost's per-call cost, where they reproduced
+    XGBoost's (else None: XGBoost computes them)."""
+    explainer_note: str | None
     card: dict[str, Any]
     reasons_method: str = "approx"
     top_reasons: int = 3
@@ -78,9 +86,12 @@ class ModelSlot:
             return [[] for _ in range(len(values))]
         selected = values[:, self.columns]
         x = np.ascontiguousarray(selected, dtype=np.float32)
-        contributions = self.predictor.contributions(
-            x, approximate=self.reasons_method == "approx"
-        )[:, : len(self.features)]
+        if self.explainer is not None and self.reasons_method == "approx":
+            contributions = self.explainer.contributions(x)
+        else:
+            contributions = self.predictor.contributions(
+                x, approximate=self.reasons_method == "approx"
+            )[:, : len(self.features)]
         top = np.argsort(-contributions, axis=1, kind="stable")[:, : self.top_reasons]
         return [
             [
@@ -108,6 +119,8 @@ class ModelSlot:
             "trained_at": self.card.get("trained_at"),
             "loaded_at": self.loaded_at,
             "reasons": self.reasons_method,
+            "reasons_by": "numba" if self.explainer is not None else "xgboost",
+            "reasons_note": self.explainer_note,
             "smoke": self.smoke,
         }
 
@@ -190,6 +203,15 @@ def load_slot(
     if not 0 <= best < rounds:
         raise ModelLoadError(f"best_iteration {best} is outside the booster's {rounds} rounds")
     booster.set_param({"nthread": 1})
+    predictor = DensePredictor(booster, (0, best + 1))
+    explainer, note = None, None
+    if reasons_method == "approx":
+        explainer, note = ApproxContributions.from_booster(booster, (0, best + 1))
+        problem = explainer.verify(predictor) if explainer is not None else None
+        if problem is not None:
+            explainer, note = None, problem
+        if note is not None:
+            log.warning("model %s: reasons from XGBoost: %s", version, note)
     position = {name: index for index, name in enumerate(computed_features)}
     return ModelSlot(
         version=str(version),
@@ -198,7 +220,9 @@ def load_slot(
         columns=np.array([position[name] for name in features], dtype=np.int64),
         threshold=float(threshold),
         iteration_range=(0, best + 1),
-        predictor=DensePredictor(booster, (0, best + 1)),
+        predictor=predictor,
+        explainer=explainer,
+        explainer_note=note,
         card=card,
         reasons_method=reasons_method,
         top_reasons=top_reasons,
