@@ -9,15 +9,17 @@ contributions 0.52 ms against 0.30 ms (medians, interleaved, ``python -m benchma
 :meth:`DensePredictor.scores` is the call ``inplace_predict`` makes
 (``XGBoosterPredictFromDense``); :meth:`DensePredictor.contributions` the calls
 ``predict(pred_contribs=True)`` makes (``XGDMatrixCreateFromDense`` then
-``XGBoosterPredictFromDMatrix``). Both give bit-for-bit the wrapper's results
-(``tests/serving/test_xgboost_c_api.py``). ctypes releases the GIL during each call, so the
-event loop keeps serving while trees are walked.
+``XGBoosterPredictFromDMatrix``); ``scores`` hands XGBoost a proxy DMatrix of the thread's
+own, made once, where the wrapper lets XGBoost make one per call. Both give bit-for-bit the
+wrapper's results (``tests/serving/test_xgboost_c_api.py``). ctypes releases the GIL during
+each call, so the event loop keeps serving while trees are walked.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import threading
 from functools import cache
 from typing import Any
 
@@ -54,6 +56,7 @@ def _library() -> ctypes.CDLL:
         ctypes.POINTER(ctypes.c_void_p),
     ]
     library.XGDMatrixFree.argtypes = [ctypes.c_void_p]
+    library.XGProxyDMatrixCreate.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
     return library
 
 
@@ -94,16 +97,20 @@ class DensePredictor:
         self._value_config = config(0)
         self._contribution_configs = {True: config(3), False: config(2)}
         self._dmatrix_config = b'{"missing": NaN, "nthread": 1}'
+        self._local = threading.local()
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """What ``inplace_predict(x, iteration_range=...)`` answers: one float32 per row."""
+        proxy = getattr(self._local, "proxy", None)
+        if proxy is None:
+            proxy = self._local.proxy = _Proxy(self.library)
         shape, dims, result = _ULONG_P(), ctypes.c_uint64(), _FLOAT_P()
         _check(
             self.library.XGBoosterPredictFromDense(
                 self.booster.handle,
                 self._array_interface(x),
                 self._value_config,
-                None,
+                proxy.handle,
                 ctypes.byref(shape),
                 ctypes.byref(dims),
                 ctypes.byref(result),
@@ -149,6 +156,20 @@ class DensePredictor:
             rows,
             columns,
         )
+
+
+class _Proxy:
+    """A proxy DMatrix, the one ``XGBoosterPredictFromDense`` otherwise creates on every call
+    (with its context, which reads the cgroup's CPU quota from /sys: 11 system calls). One
+    per thread: each call points it at that call's matrix. Freed with its thread."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self.library = library
+        self.handle = ctypes.c_void_p()
+        _check(library.XGProxyDMatrixCreate(ctypes.byref(self.handle)))
+
+    def __del__(self) -> None:
+        self.library.XGDMatrixFree(self.handle)
 
 
 def _copy(result: ctypes._Pointer, shape: ctypes._Pointer, dims: ctypes.c_uint64) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -79,3 +81,31 @@ def test_xgboosts_own_errors_are_raised(booster) -> None:
 def test_only_contiguous_float32_matrices_are_passed(booster, x) -> None:
     with pytest.raises(ValueError, match="C-contiguous float32 matrix"):
         DensePredictor(booster, (0, 40)).scores(x)
+
+
+def test_the_threads_proxy_matrix_serves_any_row_count_in_any_order(booster) -> None:
+    """One proxy per thread, pointed at each call's matrix: nothing of a previous call
+    (its row count, its values) leaks into the next."""
+    predictor = DensePredictor(booster, (0, 40))
+    for count in (1, 300, 7, 1, 50):
+        x = rows(count)
+        np.testing.assert_array_equal(predictor.scores(x), booster.inplace_predict(x))
+
+
+def test_threads_score_at_once_each_with_its_own_proxy(booster) -> None:
+    predictor = DensePredictor(booster, (0, 40))
+    matrices = [rows(count) for count in (3, 40, 1, 200)]
+    expected = [booster.inplace_predict(x) for x in matrices]
+    failures: list[int] = []
+
+    def score(k: int) -> None:
+        for _ in range(200):
+            if not np.array_equal(predictor.scores(matrices[k]), expected[k]):
+                failures.append(k)
+
+    threads = [threading.Thread(target=score, args=(k,)) for k in range(len(matrices))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
