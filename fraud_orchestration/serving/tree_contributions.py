@@ -43,12 +43,13 @@ def _walk(
     rows, features = x.shape
     result = np.zeros((rows, features), dtype=np.float32)
     tree = np.zeros(features, dtype=np.float32)
+    touched = np.empty(features, dtype=np.int64)  # the features a tree's path credits
     for r in range(rows):
         for root in roots:
-            tree[:] = 0
             node = root
             node_value = mean[root]
             split = 0
+            count = 0
             while left[node] != -1:
                 split = feature[node]
                 value = x[r, split]
@@ -57,11 +58,19 @@ def _walk(
                 else:
                     node = left[node] if value < condition[node] else right[node]
                 new_value = mean[node]
+                listed = False
+                for k in range(count):
+                    listed = listed or touched[k] == split
+                if not listed:
+                    touched[count] = split
+                    count += 1
                 tree[split] += new_value - node_value
                 node_value = new_value
             tree[split] += condition[node] - node_value  # a leaf's condition is its value
-            for column in range(features):
-                result[r, column] += tree[column]
+            # XGBoost adds the tree's whole vector; its other entries are zeros.
+            for k in range(count):
+                result[r, touched[k]] += tree[touched[k]]
+                tree[touched[k]] = 0
     return result
 
 
