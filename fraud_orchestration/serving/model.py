@@ -202,6 +202,8 @@ def load_slot(
     best = int(model.best_iteration)
     if not 0 <= best < rounds:
         raise ModelLoadError(f"best_iteration {best} is outside the booster's {rounds} rounds")
+    if best + 1 < rounds:  # the rounds after the best one are never used: drop them
+        booster = booster[: best + 1]  # (same answers, and XGBoost's faster whole-model path)
     booster.set_param({"nthread": 1})
     predictor = DensePredictor(booster, (0, best + 1))
     explainer, note = None, None

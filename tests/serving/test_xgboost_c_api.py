@@ -109,3 +109,16 @@ def test_threads_score_at_once_each_with_its_own_proxy(booster) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_sliced_booster_scores_as_the_whole_one_over_the_same_rounds(booster) -> None:
+    """A slot drops the rounds after the best one; the whole model is then XGBoost's
+    "every tree" call (iteration_end 0), a faster path with the same answers."""
+    x = rows(300)
+    sliced = booster[:25]
+    sliced.set_param({"nthread": 1})
+    whole = DensePredictor(booster, (0, 25))
+    np.testing.assert_array_equal(DensePredictor(sliced, (0, 25)).scores(x), whole.scores(x))
+    np.testing.assert_array_equal(
+        DensePredictor(sliced, (0, 25)).contributions(x, True), whole.contributions(x, True)
+    )
