@@ -226,10 +226,15 @@ class RowQuery:
         size = len(next(iter(columns.values())))
         keys = np.zeros((len(self.sortings), self.widest, size))
         order = np.empty((len(self.sortings), size), dtype=np.int64)
+        checked: dict[Any, np.ndarray] = {}  # each column checked once, however many sorts
         for s, (names, order_by) in enumerate(self.sortings):
-            order[s] = _order_values(columns, order_by)
-            for k, key in enumerate(_partition_keys(columns, names)):
-                keys[s, k] = key
+            if order_by not in checked:
+                checked[order_by] = _order_values(columns, order_by)
+            order[s] = checked[order_by]
+            for k, name in enumerate(names):
+                if (name,) not in checked:
+                    (checked[(name,)],) = _partition_keys(columns, (name,))
+                keys[s, k] = checked[(name,)]
         arguments = np.zeros((len(self.arguments), max(size, 1)))
         constant = np.zeros(len(self.arguments), dtype=np.bool_)
         with np.errstate(divide="ignore", invalid="ignore"):
