@@ -552,8 +552,9 @@ class CompiledEngine(_Engine):
 
 
 class RowEngine(CompiledEngine):
-    """THE SQL text evaluated row by row in plain Python (``serving.row_sql``): a fraction of
-    the vectorised evaluator's fixed cost, more per row; for a few transactions at a time."""
+    """THE SQL text evaluated row by row in machine code it generates and compiles with Numba
+    (``serving.row_sql``): a fraction of the vectorised evaluator's fixed cost, more per row;
+    for a few transactions at a time."""
 
     name = "rows"
 
@@ -640,12 +641,16 @@ class FeatureComputer:
             else:
                 notes.append(f"compiled refused: {problem}")
         if engine == "auto" and self.compiled is not None and self.row_max_rows > 0:
-            rows_engine = RowEngine(self.sql)
-            problem = verify_engine(rows_engine, self.duckdb)
-            if problem is None:
-                self.rows = rows_engine
+            try:  # generates and compiles its kernel: a cache directory it cannot write...
+                rows_engine = RowEngine(self.sql)
+            except Exception as error:  # noqa: BLE001 - any failure means "not usable"
+                notes.append(f"rows refused: {error.__class__.__name__}: {error}")
             else:
-                notes.append(f"rows refused: {problem}")
+                problem = verify_engine(rows_engine, self.duckdb)
+                if problem is None:
+                    self.rows = rows_engine
+                else:
+                    notes.append(f"rows refused: {problem}")
         if engine == "sqlite" or (engine == "auto" and self.compiled is None):
             candidate = SQLiteEngine(self.sql)
             problem = verify_engine(candidate, self.duckdb)

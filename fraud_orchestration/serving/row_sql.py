@@ -2,191 +2,153 @@
 
 :mod:`serving.window_sql` evaluates the text with NumPy, a few hundred calls whatever the
 number of rows: on the handful of transactions a single request or a small batch brings, each
-call costs its fixed overhead, not its work. Here the same parsed text runs per output row:
-the windows and their aggregates in one compiled loop (:mod:`serving.window_kernel`: per row,
-its partition sorted by the ORDER BY value, a window's frame as two binary searches), and the
-scalar expressions over them on Python floats. Per row that is cheaper than the NumPy
-evaluator's fixed cost, so the service uses it for batches of up to ``row_max_rows``
-transactions.
+call costs its fixed overhead, not its work. Here the same parsed text becomes Python source
+(the subset Numba compiles) that runs per row: each aggregate argument over the frame's rows,
+the windows' aggregates (:mod:`serving.window_kernel`: per output row, its partition sorted by
+the ORDER BY value, a window's frame as two binary searches), then the outputs over the
+requested rows. Compiled to machine code, per row it costs less than the NumPy evaluator's
+fixed cost, so the service uses it for batches of up to ``row_max_rows`` transactions. In the
+service the code runs cold (what ran between two batches has evicted it), and one compiled
+loop is far less code than the interpreter's and NumPy's.
 
 Same dialect, same answers bit for bit: the parser is :mod:`serving.window_sql`'s (text
-outside the dialect is refused there), aggregate arguments are evaluated over the frame by
-its NumPy closures, sums add in NumPy's order, NULL is NaN, and the service uses this
-evaluator only after it reproduced DuckDB's features on the canary frame. SQL's NULL rules are
-spelt out where Python's differ: a comparison with NULL is NULL, ``x / 0`` raises
-:class:`DivisionByZero`, aggregates skip NULL and are NULL over no value (``COUNT`` is 0).
+outside the dialect is refused there), sums add in NumPy's order, NULL is NaN, and the
+service uses this evaluator only after it reproduced DuckDB's features on the canary frame.
+SQL's NULL rules are spelt out where Python's differ: a comparison with NULL is NULL,
+``x / 0`` raises :class:`DivisionByZero`, aggregates skip NULL and are NULL over no value
+(``COUNT`` is 0), CASE and COALESCE evaluate lazily.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import importlib.util
+import os
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from fraud_orchestration.serving.window_kernel import FUNCTIONS, window_aggregates
+from fraud_orchestration.serving.window_kernel import FUNCTIONS
 from fraud_orchestration.serving.window_sql import (
     Columns,
-    DivisionByZero,
     Node,
     UnsupportedSQL,
-    _compile,
-    _Context,
     _order_values,
     _partition_keys,
     parse_outputs,
 )
 
-NAN = math.nan
-Row = dict[Any, float]
-"""One output row's values: columns by name, aggregates by their node."""
-Scalar = Callable[[Row], float]
 Sorting = tuple[tuple[str, ...], str]
 """A window's (PARTITION BY columns, ORDER BY column): its windows share each row's partition."""
+KERNEL_DIRECTORY_VARIABLE = "FRAUD_KERNEL_DIR"
+"""Where the generated kernels are written (default: the user's cache directory); Numba
+caches their machine code beside them, so a service starts without compiling again."""
 
 
 # --------------------------------------------------------------------------- scalars
 
-
-def _is_null(value: float) -> bool:
-    return value != value  # NaN
-
-
-def _compile_scalar(node: Node) -> Scalar:
-    """``node`` as a closure over one row's values (columns and aggregates)."""
-    kind = node[0]
-    if kind == "column":
-        name = node[1]
-        return lambda row: row[name]
-    if kind in ("number", "null"):
-        constant = node[1] if kind == "number" else NAN
-        return lambda _: constant
-    if kind == "aggregate":
-        return lambda row: row[node]
-    if kind == "op":
-        return _arithmetic(node[1], _compile_scalar(node[2]), _compile_scalar(node[3]))
-    if kind == "compare":
-        return _comparison(node[1], _compile_scalar(node[2]), _compile_scalar(node[3]))
-    if kind == "cast_int":  # DuckDB rounds half away from zero
-        value = _compile_scalar(node[1])
-
-        def cast_int(row: Row) -> float:
-            v = value(row)
-            if not math.isfinite(v):  # NULL (and infinity) stays as it is
-                return v
-            return math.copysign(math.floor(abs(v) + 0.5), v) + 0.0
-
-        return cast_int
-    if kind == "case":
-        branches = [(_compile_scalar(c), _compile_scalar(v)) for c, v in node[1]]
-        otherwise = _compile_scalar(node[2])
-
-        def case(row: Row) -> float:
-            for condition, value in branches:
-                if condition(row) == 1.0:
-                    return value(row)
-            return otherwise(row)
-
-        return case
-    if kind == "call":
-        return _call(node[1], [_compile_scalar(argument) for argument in node[2]])
-    if kind in ("and", "or"):
-        return _logic(kind, _compile_scalar(node[1]), _compile_scalar(node[2]))
-    if kind == "not":
-        value = _compile_scalar(node[1])
-
-        def negate(row: Row) -> float:
-            v = value(row)
-            return v if _is_null(v) else float(v != 1.0)
-
-        return negate
-    raise UnsupportedSQL(f"cannot evaluate {kind}")
+_COMPARE = {"=": "==", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_HELPERS = {"/": "divide", "%": "modulo", "and": "and_", "or": "or_"}
 
 
-def _arithmetic(symbol: str, a: Scalar, b: Scalar) -> Scalar:
-    if symbol == "+":
-        return lambda row: a(row) + b(row)
-    if symbol == "-":
-        return lambda row: a(row) - b(row)
-    if symbol == "*":
-        return lambda row: a(row) * b(row)
+class _Statements:
+    """Python statements (Numba's subset) computing expressions one row at a time, a
+    temporary per step. SQL's NULL is NaN; its rules are spelt out where Python's differ:
+    a comparison with NULL is NULL, CASE and COALESCE evaluate lazily, as SQL does."""
 
-    def divide(row: Row) -> float:
-        x, y = a(row), b(row)
-        if y == 0.0:
-            if _is_null(x):
-                return NAN
-            raise DivisionByZero(f"division by zero in {symbol}")
-        if _is_null(x) or _is_null(y):
-            return NAN
-        return x / y if symbol == "/" else math.fmod(x, y)  # SQL's % truncates toward zero
+    def __init__(self, read: Callable[[Node], str]) -> None:
+        self.read = read  # the variable holding a column's or an aggregate's value
+        self.lines: list[str] = []
+        self.count = 0
 
-    return divide
+    def value(self, node: Node, indent: int) -> str:
+        """Emit the statements computing ``node``; the name (or literal) holding it."""
+        kind = node[0]
+        if kind in ("column", "aggregate"):
+            return self.read(node)
+        if kind == "number":
+            return repr(float(node[1]))
+        if kind == "null":
+            return "NAN"
+        if kind == "op":
+            a, b = self.value(node[2], indent), self.value(node[3], indent)
+            if node[1] in _HELPERS:
+                return self.emit(f"{_HELPERS[node[1]]}({a}, {b})", indent)
+            return self.emit(f"{a} {node[1]} {b}", indent)
+        if kind == "compare":
+            a, b = self.value(node[2], indent), self.value(node[3], indent)
+            test = f"{a} {_COMPARE[node[1]]} {b}"
+            return self.emit(
+                f"NAN if {a} != {a} or {b} != {b} else (1.0 if {test} else 0.0)", indent
+            )
+        if kind in ("and", "or"):
+            a, b = self.value(node[1], indent), self.value(node[2], indent)
+            return self.emit(f"{_HELPERS[kind]}({a}, {b})", indent)
+        if kind == "not":
+            a = self.value(node[1], indent)
+            return self.emit(f"{a} if {a} != {a} else (1.0 if {a} != 1.0 else 0.0)", indent)
+        if kind == "cast_int":  # DuckDB rounds half away from zero
+            return self.emit(f"cast_int({self.value(node[1], indent)})", indent)
+        if kind == "case":
+            return self.case(list(node[1]), node[2], indent)
+        if kind == "call":
+            return self.call(node[1], list(node[2]), indent)
+        raise UnsupportedSQL(f"cannot evaluate {kind}")
+
+    def case(self, branches: list[tuple[Node, Node]], otherwise: Node, indent: int) -> str:
+        """The first WHEN whose condition is TRUE gives the value, else the ELSE."""
+        result = self.temporary()
+        for depth, (condition, value) in enumerate(branches):
+            test = self.value(condition, indent + depth)
+            self.line(f"if {test} == 1.0:", indent + depth)
+            self.line(f"{result} = {self.value(value, indent + depth + 1)}", indent + depth + 1)
+            self.line("else:", indent + depth)
+        last = indent + len(branches)
+        self.line(f"{result} = {self.value(otherwise, last)}", last)
+        return result
+
+    def call(self, function: str, arguments: list[Node], indent: int) -> str:
+        if function == "COALESCE":  # the first argument that is not NULL
+            result = self.temporary()
+            self.line(f"{result} = {self.value(arguments[0], indent)}", indent)
+            for depth, argument in enumerate(arguments[1:]):
+                self.line(f"if {result} != {result}:", indent + depth)
+                self.line(
+                    f"{result} = {self.value(argument, indent + depth + 1)}", indent + depth + 1
+                )
+            return result
+        if function == "NULLIF":
+            a, b = (self.value(argument, indent) for argument in arguments)
+            return self.emit(f"NAN if {a} == {b} else {a}", indent)
+        return self.emit(f"floor({self.value(arguments[0], indent)})", indent)  # FLOOR
+
+    def emit(self, expression: str, indent: int) -> str:
+        name = self.temporary()
+        self.line(f"{name} = {expression}", indent)
+        return name
+
+    def temporary(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    def line(self, text: str, indent: int) -> None:
+        self.lines.append("    " * indent + text)
 
 
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "=": lambda x, y: x == y,
-    "<>": lambda x, y: x != y,
-    "<": lambda x, y: x < y,
-    "<=": lambda x, y: x <= y,
-    ">": lambda x, y: x > y,
-    ">=": lambda x, y: x >= y,
-}
-
-
-def _comparison(symbol: str, a: Scalar, b: Scalar) -> Scalar:
-    compare = _COMPARE[symbol]
-
-    def comparison(row: Row) -> float:
-        x, y = a(row), b(row)
-        if _is_null(x) or _is_null(y):
-            return NAN
-        return 1.0 if compare(x, y) else 0.0
-
-    return comparison
-
-
-def _logic(kind: str, a: Scalar, b: Scalar) -> Scalar:
-    decisive = 0.0 if kind == "and" else 1.0  # FALSE decides AND, TRUE decides OR
-
-    def logic(row: Row) -> float:
-        x, y = a(row), b(row)
-        if x == decisive or y == decisive:
-            return decisive
-        if x == 1.0 - decisive and y == 1.0 - decisive:
-            return 1.0 - decisive
-        return NAN
-
-    return logic
-
-
-def _call(function: str, arguments: list[Scalar]) -> Scalar:
-    if function == "COALESCE":
-
-        def coalesce(row: Row) -> float:
-            for argument in arguments:
-                value = argument(row)
-                if not _is_null(value):
-                    return value
-            return NAN
-
-        return coalesce
-    if function == "NULLIF":
-        a, b = arguments
-
-        def nullif(row: Row) -> float:
-            x = a(row)
-            return NAN if x == b(row) else x
-
-        return nullif
-    value = arguments[0]  # FLOOR
-
-    def floor(row: Row) -> float:
-        v = value(row)
-        return float(math.floor(v)) if math.isfinite(v) else v
-
-    return floor
+def _columns_of(node: Any) -> set[str]:
+    """The columns an expression reads (outside its aggregates, which are values here)."""
+    if not isinstance(node, tuple) or not node:
+        return set()
+    if node[0] == "column":
+        return {node[1]}
+    if node[0] == "aggregate":
+        return set()
+    parts = node[1:] if isinstance(node[0], str) else node
+    return set().union(*(_columns_of(part) for part in parts))
 
 
 # --------------------------------------------------------------------------- query
@@ -194,16 +156,19 @@ def _call(function: str, arguments: list[Scalar]) -> Scalar:
 
 class RowQuery:
     """The parsed text, evaluated row by row; the interface of
-    :class:`~fraud_orchestration.serving.window_sql.CompiledQuery`."""
+    :class:`~fraud_orchestration.serving.window_sql.CompiledQuery`.
+
+    The text becomes one generated Python function (Numba's subset), compiled to machine
+    code: each aggregate argument over the frame's rows, the windows' aggregates
+    (:func:`~fraud_orchestration.serving.window_kernel.window_aggregates`), then the outputs
+    over the requested rows. The source goes to a file named by its hash, so that Numba
+    caches the machine code beside it (:data:`KERNEL_DIRECTORY_VARIABLE`).
+    """
 
     def __init__(self, text: str, outputs: Sequence[str] | None = None) -> None:
         query, selected, seen = parse_outputs(text, outputs)
         self.names = [name for name, _ in selected]
-        self.outputs = [_compile_scalar(node) for _, node in selected]
-        self.aggregates = list(seen)
         argument_nodes = list(dict.fromkeys(node[2] for node in seen))
-        self.arguments = [_compile(node) for node in argument_nodes]
-        """Aggregate arguments, evaluated over the whole frame with NumPy."""
         window_names = list(dict.fromkeys(node[3] for node in seen))
         windows = [query.windows[name] for name in window_names]
         self.sortings: list[Sorting] = list(
@@ -217,9 +182,14 @@ class RowQuery:
             np.array([window_names.index(node[3]) for node in seen], dtype=np.int64),
             np.array([FUNCTIONS[node[1]] for node in seen], dtype=np.int64),
             np.array([argument_nodes.index(node[2]) for node in seen], dtype=np.int64),
+            np.array([node[0] in ("number", "null") for node in argument_nodes]),
         )
         """The windows' sortings and frame offsets; the aggregates' windows, functions and
-        arguments (:func:`~fraud_orchestration.serving.window_kernel.window_aggregates`)."""
+        arguments; which arguments are constants."""
+        expressions = [*argument_nodes, *(node for _, node in selected)]
+        self.columns = sorted(set().union(*(_columns_of(node) for node in expressions)))
+        source = _source(self.columns, argument_nodes, seen, [node for _, node in selected])
+        self.kernel = _load(source).evaluate
 
     def evaluate(self, columns: Columns, rows: np.ndarray) -> Columns:
         """The outputs for the input rows ``rows`` (indices), each window over all rows."""
@@ -235,23 +205,97 @@ class RowQuery:
                 if (name,) not in checked:
                     (checked[(name,)],) = _partition_keys(columns, (name,))
                 keys[s, k] = checked[(name,)]
-        arguments = np.zeros((len(self.arguments), max(size, 1)))
-        constant = np.zeros(len(self.arguments), dtype=np.bool_)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            everything = _Context(columns, {})
-            for g, argument in enumerate(self.arguments):
-                value = argument(everything)
-                constant[g] = np.ndim(value) == 0
-                arguments[g] = value
+        unknown = [name for name in self.columns if name not in columns]
+        if unknown:
+            raise UnsupportedSQL(f"unknown column {unknown[0]!r}")
+        values = np.empty((len(self.columns), size))
+        for k, name in enumerate(self.columns):
+            values[k] = columns[name]
         rows = np.asarray(rows, dtype=np.int64)
-        aggregates = window_aggregates(rows, keys, order, *self.plan, arguments, constant)
-        values: list[Row] = [
-            {name: float(column[row]) for name, column in columns.items()} for row in rows
-        ]
-        for row_values, row_aggregates in zip(values, aggregates.tolist(), strict=True):
-            row_values.update(zip(self.aggregates, row_aggregates, strict=True))
-        results = np.array(
-            [[output(row_values) for output in self.outputs] for row_values in values],
-            dtype=np.float64,
-        ).reshape(len(values), len(self.outputs))
+        results = self.kernel(values, rows, keys, order, *self.plan)
         return {name: results[:, position] for position, name in enumerate(self.names)}
+
+
+def _source(
+    columns: list[str], arguments: list[Node], aggregates: list[Node], outputs: list[Node]
+) -> str:
+    """The module text of the query's ``evaluate`` kernel."""
+    position = {name: k for k, name in enumerate(columns)}
+    index = {node: k for k, node in enumerate(aggregates)}
+
+    def read(node: Node) -> str:
+        return f"c{position[node[1]]}" if node[0] == "column" else f"a{index[node]}"
+
+    loads = [f"c{k} = columns[{k}, i]" for k in range(len(columns))]
+    per_argument = _Statements(read)
+    for g, node in enumerate(arguments):
+        if node[0] in ("number", "null"):
+            continue
+        per_argument.line(f"arguments[{g}, i] = {per_argument.value(node, 0)}", 0)
+    constants = [
+        f"    arguments[{g}, 0] = {_Statements(read).value(node, 0)}"
+        for g, node in enumerate(arguments)
+        if node[0] in ("number", "null")
+    ]
+    per_output = _Statements(read)
+    per_output.count = per_argument.count
+    for k, node in enumerate(outputs):
+        per_output.line(f"out[r, {k}] = {per_output.value(node, 0)}", 0)
+    body = [
+        "@njit(cache=True, nogil=True)",
+        "def evaluate(columns, rows, keys, order, window_sorting, lowers, uppers,",
+        "             aggregate_window, aggregate_function, aggregate_argument, constant):",
+        "    size = columns.shape[1]",
+        f"    arguments = np.zeros(({len(arguments)}, max(size, 1)))",
+        *constants,
+        "    for i in range(size):",
+        *(f"        {line}" for line in loads + per_argument.lines),
+        "    aggregates = window_aggregates(rows, keys, order, window_sorting, lowers, uppers,",
+        "                                   aggregate_window, aggregate_function,",
+        "                                   aggregate_argument, arguments, constant)",
+        f"    out = np.empty((rows.shape[0], {len(outputs)}))",
+        "    for r in range(rows.shape[0]):",
+        "        i = rows[r]",
+        *(f"        {line}" for line in loads),
+        *(f"        a{k} = aggregates[r, {k}]" for k in range(len(aggregates))),
+        *(f"        {line}" for line in per_output.lines),
+        "    return out",
+    ]
+    return "\n".join([_PRELUDE, *body, ""])
+
+
+_PRELUDE = """# Generated by fraud_orchestration.serving.row_sql from the feature SQL; do not edit.
+import numpy as np
+from numba import njit
+
+from fraud_orchestration.serving.window_kernel import (
+    NAN, and_, cast_int, divide, floor, modulo, or_, window_aggregates,
+)
+"""
+
+
+def _load(source: str) -> ModuleType:
+    """The generated module, from a file named by the source's hash (written once: Numba's
+    cache of its machine code is valid while the file stays as it is)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    directory = Path(
+        os.environ.get(KERNEL_DIRECTORY_VARIABLE)
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "fraud-orchestration"
+        / "kernels"
+    )
+    path = directory / f"features_{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(source)
+        os.replace(partial, path)
+    name = f"fraud_orchestration_kernel_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

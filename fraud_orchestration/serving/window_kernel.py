@@ -1,13 +1,12 @@
-"""The row evaluator's windows and aggregates as one function compiled to machine code (Numba).
+"""The row evaluator's compiled parts (Numba): the windows and their aggregates, and SQL's
+scalar rules for the kernels :mod:`serving.row_sql` generates from the text.
 
-Per output row, for each (PARTITION BY, ORDER BY) of the query: the rows of its partition
-sorted by the order value (ties in input order), each window's frame as two binary searches,
-and each aggregate over the frame. This is what :mod:`serving.row_sql` did in Python, at a
-fraction of the cost: in the service the code runs cold (what ran between two requests has
-evicted it), and one compiled loop is far less code than the interpreter and NumPy's calls.
+:func:`window_aggregates`: per output row, for each (PARTITION BY, ORDER BY) of the query,
+the rows of its partition sorted by the order value (ties in input order), each window's frame
+as two binary searches, and each aggregate over the frame.
 
-The answers are the other evaluators' bit for bit: NULL is NaN and aggregates skip it, and
-sums add in the order ``np.add.reduceat`` adds (:func:`_numpy_sum`), so a transaction's
+The answers are the vectorised evaluator's bit for bit: NULL is NaN and aggregates skip it,
+and sums add in the order ``np.add.reduceat`` adds (:func:`_numpy_sum`), so a transaction's
 features never depend on the evaluator its batch ran on (``tests/serving/test_window_sql.py``).
 
 Compiled on first use and cached on disk beside this file (``cache=True``); the service
@@ -21,6 +20,9 @@ import math
 import numpy as np
 from numba import njit
 
+from fraud_orchestration.serving.window_sql import DivisionByZero
+
+NAN = math.nan
 FUNCTIONS = {"COUNT": 0, "SUM": 1, "AVG": 2, "MAX": 3, "MIN": 4}
 _COUNT, _SUM, _AVG, _MAX, _MIN = range(5)
 
@@ -197,3 +199,62 @@ def window_aggregates(
                             aggregate_function[a], arguments[g], frame, scratch
                         )
     return result
+
+
+# --------------------------------------------------------------------------- scalars
+# SQL's rules where Python's differ, for the generated kernels (``serving.row_sql``).
+
+
+@njit(cache=True, nogil=True)
+def divide(x: float, y: float) -> float:
+    """``x / y``: NULL with a NULL operand; dividing a value by zero is an error."""
+    if y == 0.0:
+        if x != x:
+            return math.nan
+        raise DivisionByZero("division by zero in /")
+    return x / y
+
+
+@njit(cache=True, nogil=True)
+def modulo(x: float, y: float) -> float:
+    """``x % y``, truncated toward zero as SQL's is; the rules of :func:`divide`."""
+    if y == 0.0:
+        if x != x:
+            return math.nan
+        raise DivisionByZero("division by zero in %")
+    return np.fmod(x, y)
+
+
+@njit(cache=True, nogil=True)
+def and_(x: float, y: float) -> float:
+    """Three-valued AND: FALSE decides, else NULL unless both are TRUE."""
+    if x == 0.0 or y == 0.0:
+        return 0.0
+    if x == 1.0 and y == 1.0:
+        return 1.0
+    return math.nan
+
+
+@njit(cache=True, nogil=True)
+def or_(x: float, y: float) -> float:
+    """Three-valued OR: TRUE decides, else NULL unless both are FALSE."""
+    if x == 1.0 or y == 1.0:
+        return 1.0
+    if x == 0.0 and y == 0.0:
+        return 0.0
+    return math.nan
+
+
+@njit(cache=True, nogil=True)
+def cast_int(value: float) -> float:
+    """CAST(... AS INT) as DuckDB rounds: half away from zero; NULL stays NULL."""
+    if not math.isfinite(value):
+        return value
+    return math.copysign(math.floor(abs(value) + 0.5), value) + 0.0
+
+
+@njit(cache=True, nogil=True)
+def floor(value: float) -> float:
+    if not math.isfinite(value):
+        return value
+    return float(math.floor(value))

@@ -21,7 +21,7 @@ from fraud_orchestration.serving.features import (
     RecentEvents,
     canary_rows,
 )
-from fraud_orchestration.serving.row_sql import RowQuery
+from fraud_orchestration.serving.row_sql import KERNEL_DIRECTORY_VARIABLE, RowQuery
 from fraud_orchestration.serving.window_kernel import _numpy_sum
 from fraud_orchestration.serving.window_sql import CompiledQuery, DivisionByZero, UnsupportedSQL
 
@@ -204,6 +204,36 @@ def test_auto_runs_small_requests_row_by_row_and_larger_ones_vectorised() -> Non
     np.testing.assert_allclose(by_rows.values, vectorised.values, rtol=1e-12, atol=1e-12)
     only = FeatureComputer(OnlineStoreReader(None), RecentEvents(), engine="compiled")
     assert only.engine_for(1).name == "compiled" and only.rows is None
+
+
+def test_a_kernel_that_cannot_be_written_leaves_the_vectorised_evaluator(
+    tmp_path, monkeypatch
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv(KERNEL_DIRECTORY_VARIABLE, str(blocked))
+    computer = FeatureComputer(OnlineStoreReader(None), RecentEvents(), engine="auto")
+    assert computer.rows is None and computer.compiled is not None
+    assert computer.engine_note.startswith("rows refused: ")
+    assert computer.engine_for(1).name == "compiled"
+
+
+def test_the_generated_kernel_is_written_once_and_reused(tmp_path, monkeypatch) -> None:
+    """Numba's cache of the machine code is valid while the kernel's file is unchanged: a
+    second query (another process, a restart) must find the file and leave it as it is."""
+    monkeypatch.setenv(KERNEL_DIRECTORY_VARIABLE, str(tmp_path))
+    RowQuery(feature_sql(), FEATURE_NAMES)
+    (kernel,) = tmp_path.glob("features_*.py")
+    written = kernel.stat().st_mtime_ns
+    RowQuery(feature_sql(), FEATURE_NAMES)
+    assert [kernel] == list(tmp_path.glob("features_*.py"))
+    assert kernel.stat().st_mtime_ns == written
+    other = RowQuery(feature_sql(), FEATURE_NAMES[:3])  # another text: another kernel
+    assert len(list(tmp_path.glob("features_*.py"))) == 2
+    frame = random_frame(3, 200, 4, 4, 10)
+    assert set(compiled_result(feature_sql(), frame, FEATURE_NAMES[:3], RowQuery)) == set(
+        other.names
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
