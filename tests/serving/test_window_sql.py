@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from fraud_orchestration.features import FEATURE_NAMES, FEATURES, feature_sql
+from fraud_orchestration.serving import row_sql
 from fraud_orchestration.serving.features import (
     FeatureComputer,
     OnlineStoreReader,
@@ -234,6 +235,16 @@ def test_the_generated_kernel_is_written_once_and_reused(tmp_path, monkeypatch) 
     assert set(compiled_result(feature_sql(), frame, FEATURE_NAMES[:3], RowQuery)) == set(
         other.names
     )
+
+
+def test_a_changed_helper_module_makes_a_new_kernel(tmp_path, monkeypatch) -> None:
+    """Numba would keep a cached kernel whose helpers (``window_kernel``) changed: their
+    source's hash is part of the kernel's, so a change compiles a new one."""
+    monkeypatch.setenv(KERNEL_DIRECTORY_VARIABLE, str(tmp_path))
+    RowQuery(feature_sql(), FEATURE_NAMES)
+    monkeypatch.setattr(row_sql, "_fingerprint", lambda module: "another version")
+    RowQuery(feature_sql(), FEATURE_NAMES)
+    assert len(list(tmp_path.glob("features_*.py"))) == 2
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
