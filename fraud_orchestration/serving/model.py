@@ -15,11 +15,13 @@ Loading refuses, without touching the model that is serving:
 
 Scores come from ``inplace_predict`` (``nthread=1``) over the card's features in the card's
 order, called through XGBoost's C API (:mod:`serving.xgboost_c_api`: the same call without the
-Python wrapper's per-call cost). Reasons are each transaction's top features by contribution
-to the log-odds: ``approx`` (the default) is XGBoost's ``approx_contribs`` -- Saabas' path
-attribution: each split on a transaction's path credits its feature with the change in the
-node's mean value -- about 5x the cost of a prediction; ``exact`` is TreeSHAP
-(``pred_contribs``), about 100x slower on batches; ``none`` skips them.
+Python wrapper's per-call cost), on the booster cut after its best round. Reasons are each
+transaction's top features by contribution to the log-odds: ``approx`` (the default) is
+XGBoost's ``approx_contribs`` -- Saabas' path attribution: each split on a transaction's path
+credits its feature with the change in the node's mean value -- computed by
+:mod:`serving.tree_contributions` once it reproduced XGBoost's bit for bit at load (else by
+XGBoost); ``exact`` is TreeSHAP (``pred_contribs``), about 100x slower on batches; ``none``
+skips them.
 """
 
 from __future__ import annotations
