@@ -177,13 +177,16 @@ class RowQuery:
         )
         self.widest = max((len(keys) for keys, _ in self.sortings), default=0)
         self.plan = (
-            np.array([self.sortings.index((w.partition_by, w.order_by)) for w in windows]),
+            np.array(
+                [self.sortings.index((w.partition_by, w.order_by)) for w in windows],
+                dtype=np.int64,
+            ),
             np.array([w.lower for w in windows], dtype=np.int64),
             np.array([w.upper for w in windows], dtype=np.int64),
             np.array([window_names.index(node[3]) for node in seen], dtype=np.int64),
             np.array([FUNCTIONS[node[1]] for node in seen], dtype=np.int64),
             np.array([argument_nodes.index(node[2]) for node in seen], dtype=np.int64),
-            np.array([node[0] in ("number", "null") for node in argument_nodes]),
+            np.array([node[0] in ("number", "null") for node in argument_nodes], dtype=np.bool_),
         )
         """The windows' sortings and frame offsets; the aggregates' windows, functions and
         arguments; which arguments are constants."""
@@ -306,5 +309,9 @@ def _load(source: str) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
