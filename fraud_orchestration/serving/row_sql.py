@@ -53,7 +53,7 @@ caches their machine code beside them, so a service starts without compiling aga
 # --------------------------------------------------------------------------- scalars
 
 _COMPARE = {"=": "==", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_HELPERS = {"/": "divide", "%": "modulo", "and": "and_", "or": "or_"}
+_DECISIVE = {"and": "0.0", "or": "1.0"}  # FALSE decides AND, TRUE decides OR
 
 
 class _Statements:
@@ -77,8 +77,8 @@ class _Statements:
             return "NAN"
         if kind == "op":
             a, b = self.value(node[2], indent), self.value(node[3], indent)
-            if node[1] in _HELPERS:
-                return self.emit(f"{_HELPERS[node[1]]}({a}, {b})", indent)
+            if node[1] in ("/", "%"):
+                return self.emit(f"divide({a}, {b}, {node[1] == '%'})", indent)
             return self.emit(f"{a} {node[1]} {b}", indent)
         if kind == "compare":
             a, b = self.value(node[2], indent), self.value(node[3], indent)
@@ -88,7 +88,7 @@ class _Statements:
             )
         if kind in ("and", "or"):
             a, b = self.value(node[1], indent), self.value(node[2], indent)
-            return self.emit(f"{_HELPERS[kind]}({a}, {b})", indent)
+            return self.emit(f"logic({a}, {b}, {_DECISIVE[kind]})", indent)
         if kind == "not":
             a = self.value(node[1], indent)
             return self.emit(f"{a} if {a} != {a} else (1.0 if {a} != 1.0 else 0.0)", indent)
@@ -281,7 +281,7 @@ import numpy as np
 from numba import njit
 
 from fraud_orchestration.serving.window_kernel import (
-    NAN, and_, cast_int, divide, floor, modulo, or_, window_aggregates,
+    NAN, cast_int, divide, floor, logic, window_aggregates,
 )
 """
 

@@ -206,42 +206,24 @@ def window_aggregates(
 
 
 @njit(cache=True, nogil=True)
-def divide(x: float, y: float) -> float:
-    """``x / y``: NULL with a NULL operand; dividing a value by zero is an error."""
+def divide(x: float, y: float, remainder: bool) -> float:
+    """``x / y`` or, with ``remainder``, ``x % y`` (truncated toward zero, as SQL's is):
+    NULL with a NULL operand; a value divided by zero is an error."""
     if y == 0.0:
         if x != x:
             return math.nan
-        raise DivisionByZero("division by zero in /")
-    return x / y
+        raise DivisionByZero("division by zero")
+    return np.fmod(x, y) if remainder else x / y
 
 
 @njit(cache=True, nogil=True)
-def modulo(x: float, y: float) -> float:
-    """``x % y``, truncated toward zero as SQL's is; the rules of :func:`divide`."""
-    if y == 0.0:
-        if x != x:
-            return math.nan
-        raise DivisionByZero("division by zero in %")
-    return np.fmod(x, y)
-
-
-@njit(cache=True, nogil=True)
-def and_(x: float, y: float) -> float:
-    """Three-valued AND: FALSE decides, else NULL unless both are TRUE."""
-    if x == 0.0 or y == 0.0:
-        return 0.0
-    if x == 1.0 and y == 1.0:
-        return 1.0
-    return math.nan
-
-
-@njit(cache=True, nogil=True)
-def or_(x: float, y: float) -> float:
-    """Three-valued OR: TRUE decides, else NULL unless both are FALSE."""
-    if x == 1.0 or y == 1.0:
-        return 1.0
-    if x == 0.0 and y == 0.0:
-        return 0.0
+def logic(x: float, y: float, decisive: float) -> float:
+    """Three-valued AND (``decisive`` 0.0: FALSE decides) or OR (1.0: TRUE decides): else
+    NULL unless both are the other truth value."""
+    if x == decisive or y == decisive:
+        return decisive
+    if x == 1.0 - decisive and y == 1.0 - decisive:
+        return 1.0 - decisive
     return math.nan
 
 
