@@ -71,7 +71,7 @@ from fraud_orchestration.settings import SERVING_ENGINES
 log = logging.getLogger(__name__)
 
 REQUEST_IDS_TABLE = "serving_request_ids"
-ROW_MAX_ROWS = 16
+ROW_MAX_ROWS = 64
 """``auto``: requests (and batches) of up to this many transactions run on the row
 evaluator, larger ones on the vectorised evaluator (the crossover in the serving benchmark's
 evaluator table, which times them as the service runs them: after other work)."""
