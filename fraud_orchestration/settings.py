@@ -95,6 +95,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     )
 
 
+KERNEL_DIRECTORY_VARIABLE = "FRAUD_KERNEL_DIR"
+
+
+def kernel_directory(environ: dict[str, str] | None = None) -> Path:
+    """Where the scoring service writes the feature kernels it generates
+    (``serving.row_sql``): ``FRAUD_KERNEL_DIR``, by default the user's cache directory.
+    Numba caches their machine code beside them, so a restart does not compile again."""
+    environ = dict(os.environ if environ is None else environ)
+    configured = environ.get(KERNEL_DIRECTORY_VARIABLE, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    cache = environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(cache) / "fraud-orchestration" / "kernels"
+
+
 def _aws_settings(environ: dict[str, str], required: bool) -> AwsSettings:
     mode = environ.get("FRAUD_ENDPOINT_MODE", "realtime").strip().lower()
     if mode not in ENDPOINT_MODES:

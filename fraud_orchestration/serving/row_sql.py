@@ -42,13 +42,10 @@ from fraud_orchestration.serving.window_sql import (
     _partition_keys,
     parse_outputs,
 )
+from fraud_orchestration.settings import kernel_directory
 
 Sorting = tuple[tuple[str, ...], str]
 """A window's (PARTITION BY columns, ORDER BY column): its windows share each row's partition."""
-KERNEL_DIRECTORY_VARIABLE = "FRAUD_KERNEL_DIR"
-"""Where the generated kernels are written (default: the user's cache directory); Numba
-caches their machine code beside them, so a service starts without compiling again."""
-
 
 # --------------------------------------------------------------------------- scalars
 
@@ -163,7 +160,7 @@ class RowQuery:
     code: each aggregate argument over the frame's rows, the windows' aggregates
     (:func:`~fraud_orchestration.serving.window_kernel.window_aggregates`), then the outputs
     over the requested rows. The source goes to a file named by its hash, so that Numba
-    caches the machine code beside it (:data:`KERNEL_DIRECTORY_VARIABLE`).
+    caches the machine code beside it (``settings.kernel_directory``).
     """
 
     def __init__(self, text: str, outputs: Sequence[str] | None = None) -> None:
@@ -290,12 +287,7 @@ def _load(source: str) -> ModuleType:
     """The generated module, from a file named by the source's hash (written once: Numba's
     cache of its machine code is valid while the file stays as it is)."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    directory = Path(
-        os.environ.get(KERNEL_DIRECTORY_VARIABLE)
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "fraud-orchestration"
-        / "kernels"
-    )
+    directory = kernel_directory()
     path = directory / f"features_{digest}.py"
     if not path.exists() or path.read_text() != source:
         directory.mkdir(parents=True, exist_ok=True)

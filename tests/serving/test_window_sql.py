@@ -22,9 +22,10 @@ from fraud_orchestration.serving.features import (
     RecentEvents,
     canary_rows,
 )
-from fraud_orchestration.serving.row_sql import KERNEL_DIRECTORY_VARIABLE, RowQuery
+from fraud_orchestration.serving.row_sql import RowQuery
 from fraud_orchestration.serving.window_kernel import _numpy_sum
 from fraud_orchestration.serving.window_sql import CompiledQuery, DivisionByZero, UnsupportedSQL
+from fraud_orchestration.settings import KERNEL_DIRECTORY_VARIABLE
 
 EXACT_KINDS = ("raw", "flag", "count", "seconds")
 
