@@ -144,16 +144,16 @@ class ServingConfig:
     scoring_process: bool = False
     """Score in a child process of the HTTP server's own (``serving.scoring_process``): the
     event loop and the scoring thread then stop taking turns under one GIL (at 10 clients
-    1.30-1.32x the requests per second and p99 0.78-0.86x that of one process; at one client
-    0.4 ms slower, the message each way; BENCHMARKS.md). ``serve`` turns it on; tests that
-    reach into the service keep it in process."""
+    1.30-1.32x the requests per second of one process in three runs, p99 0.78-1.10x; at one
+    client 0.4 ms slower, the message each way; BENCHMARKS.md). ``serve`` turns it on; tests
+    that reach into the service keep it in process."""
     workers: int = 1
     """Scoring threads. Each takes every request waiting when it is free (up to
     ``batch_max_rows`` transactions) and scores them in one pass: dynamic batching. One is
     the fastest under Python's GIL: a second thread mostly waits for the lock the first
-    holds, and takes small batches off the first one's queue (p99 at 10 clients 32.0 ms with
-    two against 18.1 ms with one, both in a scoring process, ``python -m benchmarks.serving``
-    in BENCHMARKS.md)."""
+    holds, and takes small batches off the first one's queue (p99 at 10 clients 26.7 ms with
+    two against 18.5 ms with one, both on the vectorised evaluator in a scoring process,
+    ``python -m benchmarks.serving`` in BENCHMARKS.md)."""
     batch_max_rows: int = 64
     smoke_max_latency_ms: float = 50.0
     admin: bool = True
