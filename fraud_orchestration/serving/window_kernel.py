@@ -23,8 +23,8 @@ from numba import njit
 from fraud_orchestration.serving.window_sql import DivisionByZero
 
 NAN = math.nan
-FUNCTIONS = {"COUNT": 0, "SUM": 1, "AVG": 2, "MAX": 3, "MIN": 4}
 _COUNT, _SUM, _AVG, _MAX, _MIN = range(5)
+FUNCTIONS = {"COUNT": _COUNT, "SUM": _SUM, "AVG": _AVG, "MAX": _MAX, "MIN": _MIN}
 
 
 @njit(cache=True, nogil=True)
