@@ -20,9 +20,9 @@ SOURCE_VIEW = "transactions"
 class Feature:
     name: str
     kind: str
-    """"raw", "flag", "count", "seconds", "average" or "ratio". Flags, counts and seconds
-    (whole seconds between two events, BIGINT) compare exactly across engines; averages and
-    ratios within a relative 1e-9."""
+    """"raw", "flag", "count", "seconds", "average" or "ratio". Every kind is equal bit for bit
+    across engines: sums add whole numbers (means average whole cents), which float64 adds
+    exactly in any order, and every later step is an IEEE operation all engines share."""
 
 
 SECONDS_SENTINEL_30_DAYS = 30 * 86_400

@@ -13,6 +13,10 @@
 -- Card frames reach back at most 30 days and read no label, terminal frames at most 37 days
 -- and labels only behind the delay: what the online store keeps for serving (each card's
 -- transactions of the last 30 days without labels, each terminal's of the last 37 with them).
+-- Means of amounts average whole cents, AVG(ROUND(tx_amount * 100)) / 100: float64 adds whole
+-- numbers (below 2^53) exactly in any order, so a mean does not depend on the order rows reach
+-- the engine. A sum of the amounts themselves did: a parallel sort puts a card's same-second
+-- peers either way round, and re-running one day changed a few means in their last bit.
 -- Weekday arithmetic on epoch days (1970-01-01 was a Thursday, weekday 3 with Monday = 0)
 -- keeps the text portable: the engines number weekdays differently.
 --
@@ -30,11 +34,11 @@ SELECT
   CAST((FLOOR(tx_time_seconds / 86400) + 3) % 7 >= 5 AS INT) AS tx_during_weekend,
   CAST(tx_time_seconds % 86400 < 25200 AS INT) AS tx_during_night,
   COUNT(*) OVER customer_1d AS customer_id_nb_tx_1day_window,
-  AVG(tx_amount) OVER customer_1d AS customer_id_avg_amount_1day_window,
+  AVG(ROUND(tx_amount * 100)) OVER customer_1d / 100 AS customer_id_avg_amount_1day_window,
   COUNT(*) OVER customer_7d AS customer_id_nb_tx_7day_window,
-  AVG(tx_amount) OVER customer_7d AS customer_id_avg_amount_7day_window,
+  AVG(ROUND(tx_amount * 100)) OVER customer_7d / 100 AS customer_id_avg_amount_7day_window,
   COUNT(*) OVER customer_30d AS customer_id_nb_tx_30day_window,
-  AVG(tx_amount) OVER customer_30d AS customer_id_avg_amount_30day_window,
+  AVG(ROUND(tx_amount * 100)) OVER customer_30d / 100 AS customer_id_avg_amount_30day_window,
   COUNT(*) OVER terminal_1d AS terminal_id_nb_tx_1day_window,
   COALESCE(CAST(SUM(tx_fraud) OVER terminal_1d AS DOUBLE)
            / NULLIF(COUNT(*) OVER terminal_1d, 0), 0.0) AS terminal_id_risk_1day_window,
@@ -46,17 +50,17 @@ SELECT
            / NULLIF(COUNT(*) OVER terminal_30d, 0), 0.0) AS terminal_id_risk_30day_window,
   -- The card's amount against its own habits (no labels; card history of 30 days at most,
   -- what the online store keeps).
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_1d, 0), 1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_1d / 100, 0), 1.0)
     AS customer_id_amount_ratio_1day_window,
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_7d, 0), 1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_7d / 100, 0), 1.0)
     AS customer_id_amount_ratio_7day_window,
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_30d, 0), 1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_30d / 100, 0), 1.0)
     AS customer_id_amount_ratio_30day_window,
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_30d_before, 0), -1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_30d_before / 100, 0), -1.0)
     AS customer_id_amount_ratio_previous_30day_window,
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_7_30d, 0), -1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_7_30d / 100, 0), -1.0)
     AS customer_id_amount_ratio_7to30day_window,
-  COALESCE(tx_amount / NULLIF(AVG(tx_amount) OVER customer_14_30d, 0), -1.0)
+  COALESCE(tx_amount / NULLIF(AVG(ROUND(tx_amount * 100)) OVER customer_14_30d / 100, 0), -1.0)
     AS customer_id_amount_ratio_14to30day_window,
   COALESCE(tx_amount / NULLIF(MAX(tx_amount) OVER customer_30d_before, 0), -1.0)
     AS customer_id_amount_to_max_30day_window,

@@ -47,7 +47,6 @@ DuckDB above, and ``/admin/status`` says which engine was refused and why.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -75,7 +74,6 @@ ROW_MAX_ROWS = 64
 """``auto``: requests (and batches) of up to this many transactions run on the row
 evaluator, larger ones on the vectorised evaluator (the crossover in the serving benchmark's
 evaluator table, which times them as the service runs them: after other work)."""
-EXACT_KINDS = ("raw", "flag", "count")
 
 Row = tuple[int, int, int, int, float, int]
 """(transaction_id, tx_time_seconds, customer_id, terminal_id, tx_amount, tx_fraud)."""
@@ -749,7 +747,7 @@ def canary_rows(seed: int = 7) -> list[Row]:
 
 def verify_engine(candidate: _Engine, reference: _Engine) -> str | None:
     """None when ``candidate`` gives ``reference``'s features on :func:`canary_rows`;
-    otherwise what went wrong. Counts and flags must match exactly, the rest within 1e-9."""
+    otherwise what went wrong. Every feature must match bit for bit (see ``Feature.kind``)."""
     rows = canary_rows()
     ids = [row[0] for row in rows]
     frame = frame_from_rows(rows)
@@ -780,12 +778,7 @@ def verify_engine(candidate: _Engine, reference: _Engine) -> str | None:
                 if a is not b:
                     return f"{feature.name} of canary {transaction_id}: {b!r} != {a!r}"
                 continue
-            a, b = float(a), float(b)
-            if feature.kind in EXACT_KINDS:
-                same = a == b
-            else:
-                same = math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-            if not same:
+            if float(a) != float(b):
                 return f"{feature.name} of canary {transaction_id}: {b!r} != {a!r}"
     return None
 

@@ -89,8 +89,10 @@ class _Statements:
         if kind == "not":
             a = self.value(node[1], indent)
             return self.emit(f"{a} if {a} != {a} else (1.0 if {a} != 1.0 else 0.0)", indent)
-        if kind == "cast_int":  # DuckDB rounds half away from zero
-            return self.emit(f"cast_int({self.value(node[1], indent)})", indent)
+        if kind == "cast_int":  # DuckDB 2 rounds half to even
+            return self.emit(f"np.rint({self.value(node[1], indent)})", indent)
+        if kind == "round":
+            return self.emit(f"round_half_away({self.value(node[1], indent)})", indent)
         if kind == "case":
             return self.case(list(node[1]), node[2], indent)
         if kind == "call":
@@ -278,7 +280,7 @@ import numpy as np
 from numba import njit
 
 from fraud_orchestration.serving.window_kernel import (
-    NAN, cast_int, divide, floor, logic, window_aggregates,
+    NAN, divide, floor, logic, round_half_away, window_aggregates,
 )
 """
 

@@ -228,11 +228,15 @@ def logic(x: float, y: float, decisive: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def cast_int(value: float) -> float:
-    """CAST(... AS INT) as DuckDB rounds: half away from zero; NULL stays NULL."""
+def round_half_away(value: float) -> float:
+    """ROUND(x) as DuckDB and Spark round: half away from zero; NULL stays NULL.
+    ``x - trunc(x)`` is exact, so 0.49999999999999994 rounds to 0 (``floor(x + 0.5)`` gives 1)."""
     if not math.isfinite(value):
         return value
-    return math.copysign(math.floor(abs(value) + 0.5), value) + 0.0
+    whole = np.trunc(value)
+    if abs(value - whole) >= 0.5:
+        whole += math.copysign(1.0, value)
+    return whole
 
 
 @njit(cache=True, nogil=True)

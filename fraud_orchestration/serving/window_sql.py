@@ -13,7 +13,7 @@ expression tree once, at start-up, and evaluates it over a small frame with NumP
   expression) is one ``reduceat`` over its argument sorted the window's way (counts: the
   difference of two cumulative counts), computed once however often the text repeats it;
 * scalar expressions (arithmetic, comparisons, ``CASE``, ``COALESCE``, ``NULLIF``, ``CAST``,
-  ``FLOOR``) run on float64 arrays with NaN standing for NULL, with SQL's NULL rules
+  ``FLOOR``, ``ROUND``) run on float64 arrays with NaN standing for NULL, with SQL's NULL rules
   (comparisons with NULL are NULL, ``x / 0`` is an error, ``%`` truncates like ``fmod``).
 
 The dialect is the small one the feature file is written in (the one DuckDB and Spark share).
@@ -105,7 +105,7 @@ class Query:
 
 
 _AGGREGATES = {"COUNT", "SUM", "AVG", "MIN", "MAX"}
-_FUNCTIONS = {"COALESCE": (1, 99), "NULLIF": (2, 2), "FLOOR": (1, 1)}
+_FUNCTIONS = {"COALESCE": (1, 99), "NULLIF": (2, 2), "FLOOR": (1, 1), "ROUND": (1, 1)}
 _COMPARISONS = {"=", "<>", "!=", "<", "<=", ">", ">="}
 
 
@@ -303,6 +303,8 @@ class _Parser:
         low, high = _FUNCTIONS[function]
         if not low <= len(arguments) <= high:
             raise UnsupportedSQL(f"{function} takes {low}-{high} arguments")
+        if function == "ROUND":
+            return ("round", arguments[0])
         return ("call", function, tuple(arguments))
 
 
@@ -410,14 +412,18 @@ def _compile(node: Node) -> Compiled:
     if kind == "compare":
         symbol, a, b = node[1], _compile(node[2]), _compile(node[3])
         return lambda context: _compare(symbol, a(context), b(context))
-    if kind == "cast_int":  # DuckDB rounds half away from zero
+    if kind == "cast_int":  # DuckDB 2 rounds half to even (Spark truncates: the feature SQL
+        value = _compile(node[1])  # casts only whole numbers and truth values)
+        return lambda context: np.rint(value(context))
+    if kind == "round":  # half away from zero, as DuckDB and Spark round
         value = _compile(node[1])
 
-        def cast_int(context: _Context) -> Value:
+        def round_half_away(context: _Context) -> Value:
             values = value(context)
-            return np.sign(values) * np.floor(np.abs(values) + 0.5)
+            whole = np.trunc(values)
+            return whole + np.copysign(np.abs(values - whole) >= 0.5, values)
 
-        return cast_int
+        return round_half_away
     if kind == "case":
         branches = [(_compile(condition), _compile(value)) for condition, value in node[1]]
         otherwise = _compile(node[2])

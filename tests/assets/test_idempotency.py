@@ -46,7 +46,7 @@ def test_rerun_gives_identical_outputs_and_no_duplicates(defs, home, instance):
         if name == "offline":
             assert (after[WRITE_TIME] >= before[WRITE_TIME]).all()
             before, after = before.drop(columns=WRITE_TIME), after.drop(columns=WRITE_TIME)
-        pd.testing.assert_frame_equal(before, after, obj=name)
+        pd.testing.assert_frame_equal(before, after, obj=name, check_exact=True)
     offline = second["offline"]
     assert len(offline) == 900
     assert not offline["transaction_id"].duplicated().any()

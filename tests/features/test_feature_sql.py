@@ -146,7 +146,7 @@ def test_no_feature_reads_a_later_event() -> None:
     )
     after = features(as_raw_transactions(pd.concat([frame, future], ignore_index=True)))
     after = after.loc[before.index]
-    pd.testing.assert_frame_equal(after, before)
+    pd.testing.assert_frame_equal(after, before, check_exact=True)
 
 
 def test_every_prefix_of_the_data_gives_the_same_features() -> None:
@@ -154,7 +154,7 @@ def test_every_prefix_of_the_data_gives_the_same_features() -> None:
     full = features(frame)
     for cut in (50, 200, 399):
         prefix = features(frame.iloc[:cut])
-        pd.testing.assert_frame_equal(prefix, full.loc[prefix.index])
+        pd.testing.assert_frame_equal(prefix, full.loc[prefix.index], check_exact=True)
 
 
 def test_the_reference_agrees_when_no_second_is_shared() -> None:
@@ -167,3 +167,18 @@ def test_the_reference_agrees_when_no_second_is_shared() -> None:
 def test_every_feature_name_is_an_output_column() -> None:
     columns = set(features(random_transactions(n=20)).columns)
     assert set(FEATURE_NAMES) <= columns
+
+
+def test_features_do_not_depend_on_the_row_order_of_same_second_transactions() -> None:
+    """Same-second transactions of a card are peers whose order no engine fixes (a parallel
+    sort puts them either way round). A sum of amounts in float64 depends on that order;
+    the SQL's sums of whole cents do not, so a re-run gives the same bits."""
+    frame = random_transactions(n=600, days=40, seed=3)
+    peers = frame.iloc[::3].assign(
+        transaction_id=lambda peers: peers["transaction_id"] + len(frame),
+        tx_amount=lambda peers: (peers["tx_amount"] * 1.37 + 0.01).round(2),
+    )
+    both = as_raw_transactions(pd.concat([frame, peers], ignore_index=True))
+    forwards = features(both)
+    backwards = features(both.iloc[::-1].reset_index(drop=True)).loc[forwards.index]
+    pd.testing.assert_frame_equal(backwards, forwards, check_exact=True)

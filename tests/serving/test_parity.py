@@ -14,8 +14,6 @@ together in one request (a list), as the offline semantics assume.
 
 from __future__ import annotations
 
-import math
-
 import httpx
 import pandas as pd
 import pytest
@@ -24,7 +22,6 @@ from fraud_orchestration.features import FEATURES
 from fraud_orchestration.modeling.trainer import TrainedModel
 from tests.serving.conftest import SCORED_DAY, as_request
 
-EXACT_KINDS = ("raw", "flag", "count")
 MIN_TRANSACTIONS = 1000
 
 
@@ -65,11 +62,7 @@ def mismatches(offline: pd.DataFrame, answers: dict[int, dict]) -> list[str]:
         online = answers[int(row["transaction_id"])]["features"]
         for feature in FEATURES:
             want, got = float(row[feature.name]), online[feature.name]
-            if feature.kind in EXACT_KINDS:
-                same = got == want
-            else:
-                same = got is not None and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
-            if not same:
+            if got != want:
                 problems.append(f"{row['transaction_id']} {feature.name}: {got!r} != {want!r}")
     return problems
 
