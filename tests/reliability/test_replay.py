@@ -103,7 +103,7 @@ def test_redelivery_and_replay_give_identical_outputs_and_no_duplicates(
         before, after = first[name], second[name]
         if name == "offline":
             before, after = before.drop(columns=WRITE_TIME), after.drop(columns=WRITE_TIME)
-        pd.testing.assert_frame_equal(before, after, obj=name)
+        pd.testing.assert_frame_equal(before, after, obj=name, check_exact=True)
 
     expected = {DAYS[0]: PER_DAY, DAYS[1]: PER_DAY}
     for table in TABLES:
