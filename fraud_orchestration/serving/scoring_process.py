@@ -42,6 +42,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
@@ -94,6 +95,7 @@ class ScoringProcess:
         self._socket = socket.socket(fileno=os.dup(self._conn.fileno()))
         self._conn.close()
         self._transport: asyncio.Transport | None = None
+        self._outbox: _Outbox | None = None
         self._connecting = asyncio.Lock()
         self._ids = itertools.count()
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -192,13 +194,13 @@ class ScoringProcess:
         """Send ``message`` (its id inserted second); the future its answer resolves."""
         if self._transport is None:
             await self._connect()
-        if self._gone or self._transport is None:
+        if self._gone or self._outbox is None:
             raise ScoringUnavailableError(self._gone)
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         future.add_done_callback(lambda _: self._pending.pop(request_id, None))
-        self._transport.write(_frame((message[0], request_id, *message[1:])))
+        self._outbox.put(_frame((message[0], request_id, *message[1:])))
         return future
 
     async def _connect(self) -> None:
@@ -209,6 +211,7 @@ class ScoringProcess:
                 self._transport, _ = await loop.create_unix_connection(
                     lambda: _Answers(self), sock=self._socket
                 )
+                self._outbox = _Outbox(self._transport)
 
     def _received(self, message: list[Any]) -> None:
         if message[0] == "answers":  # a batch's: [[id, answers, rows], ...]
@@ -238,6 +241,25 @@ class ScoringProcess:
         return {"pid": self.pid, "alive": self._process.is_alive(), "gone": self._gone}
 
 
+class _Outbox:
+    """The front's messages to the scoring process, written once per turn of the event loop:
+    the requests one turn reads wake the scoring process once, not once each."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+        self.frames: list[bytes] = []
+
+    def put(self, frame: bytes) -> None:
+        if not self.frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.frames.append(frame)
+
+    def flush(self) -> None:
+        frames, self.frames = self.frames, []
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(frames))
+
+
 class _Answers(asyncio.Protocol):
     """Cuts the bytes from the scoring process into messages (see HEADER)."""
 
@@ -246,17 +268,9 @@ class _Answers(asyncio.Protocol):
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        start = 0
-        while len(buffer) - start >= HEADER.size:
-            (size,) = HEADER.unpack_from(buffer, start)
-            end = start + HEADER.size + size
-            if len(buffer) < end:
-                break
-            self.backend._received(_decode(bytes(buffer[start + HEADER.size : end])))
-            start = end
-        del buffer[:start]
+        self.buffer += data
+        for message in _take_messages(self.buffer):
+            self.backend._received(message)
 
     def connection_lost(self, error: Exception | None) -> None:
         process = self.backend._process
@@ -311,11 +325,7 @@ def _scoring_main(config: ServingConfig, conn: Connection) -> None:
         return
     send(("ready", service.computer.names, os.getpid()))
     try:
-        while True:
-            try:
-                message = _decode(conn.recv_bytes())
-            except (EOFError, OSError):
-                return  # the front is gone
+        for message in _received_messages(conn):
             if message[0] == "score":
                 _, request_id, rows, deadline, record, with_features = message
                 transactions = [Transaction(*row) for row in rows]
@@ -361,6 +371,7 @@ def _error(name: str, message: str) -> Exception:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+RECEIVE_BYTES = 1 << 16
 HEADER = struct.Struct("!i")
 """The length before each message: ``multiprocessing.Connection``'s framing, with which the
 scoring process reads and writes its end (messages stay far below its 2 GiB limit)."""
@@ -377,3 +388,34 @@ def _frame(message: tuple[Any, ...]) -> bytes:
 
 def _decode(payload: bytes) -> list[Any]:
     return json.loads(payload)
+
+
+def _take_messages(buffer: bytearray) -> list[list[Any]]:
+    """The whole messages at the start of ``buffer``, removed from it (a partial one stays)."""
+    messages = []
+    start = 0
+    while len(buffer) - start >= HEADER.size:
+        (size,) = HEADER.unpack_from(buffer, start)
+        end = start + HEADER.size + size
+        if len(buffer) < end:
+            break
+        messages.append(_decode(bytes(buffer[start + HEADER.size : end])))
+        start = end
+    del buffer[:start]
+    return messages
+
+
+def _received_messages(conn: Connection) -> Iterator[list[Any]]:
+    """The front's messages until it stops or goes, read as they come: one read takes every
+    message already sent (``Connection.recv_bytes`` would take one, in two reads)."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as pipe:
+        buffer = bytearray()
+        while True:
+            try:
+                data = pipe.recv(RECEIVE_BYTES)
+            except OSError:
+                return  # the front is gone
+            if not data:
+                return
+            buffer += data
+            yield from _take_messages(buffer)

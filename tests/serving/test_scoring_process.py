@@ -18,7 +18,12 @@ import httpx
 import pytest
 
 from fraud_orchestration.serving.app import ServingConfig, create_app
-from fraud_orchestration.serving.scoring_process import _Answers, _frame
+from fraud_orchestration.serving.scoring_process import (
+    _Answers,
+    _frame,
+    _Outbox,
+    _take_messages,
+)
 from fraud_orchestration.serving.server import free_port
 from tests.serving.conftest import SCORED_DAY, as_request
 
@@ -104,6 +109,40 @@ def test_messages_cut_anywhere_are_joined_in_order() -> None:
             protocol.data_received(piece)
         assert front.received == expected
         assert not protocol.buffer
+
+
+def test_the_messages_of_one_loop_turn_go_in_one_write() -> None:
+    """Requests the front reads in one turn of its event loop reach the scoring process in
+    one write (one wake-up), in order; the next turn's in the next write."""
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    pipe = Pipe()
+
+    async def two_turns() -> None:
+        outbox = _Outbox(pipe)
+        for request_id in range(5):
+            outbox.put(_frame(("score", request_id)))
+        assert pipe.writes == []  # nothing written before the turn ends
+        await asyncio.sleep(0)
+        outbox.put(_frame(("score", 5)))
+        await asyncio.sleep(0)
+
+    asyncio.run(two_turns())
+    assert [
+        [message[1] for message in _take_messages(bytearray(write))] for write in pipe.writes
+    ] == [
+        [0, 1, 2, 3, 4],
+        [5],
+    ]
 
 
 def test_admin_commands_reach_the_scoring_process(start_server, lake, tmp_path) -> None:
