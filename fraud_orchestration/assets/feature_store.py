@@ -13,7 +13,8 @@ from dagster import (
     asset,
 )
 
-from fraud_orchestration.assets.features import FEATURES_TABLE
+from fraud_orchestration.assets.features import FEATURE_VERSION, FEATURES_TABLE
+from fraud_orchestration.automation.materializations import latest_metadata
 from fraud_orchestration.partitions import daily_partitions, day_bounds_seconds, partition_day
 from fraud_orchestration.resources.feature_store import (
     CARD_HISTORY_DAYS,
@@ -24,6 +25,8 @@ from fraud_orchestration.resources.lake import Lake
 from fraud_orchestration.retries import EXTERNAL_IO
 
 OFFLINE_STORE = "offline_feature_store"
+UNRECORDED = "unrecorded"
+"""The feature definition of a day whose features no materialization recorded one for."""
 
 
 @asset(
@@ -38,12 +41,16 @@ def offline_feature_store(
     context: AssetExecutionContext, lake: Lake, feature_store: FeatureStore
 ) -> MaterializeResult:
     """The feature group's history: record id ``transaction_id``, ``event_time``,
-    ``write_time`` and every feature plus the label. Re-running a day replaces its records."""
+    ``write_time`` and every feature plus the label. Re-running a day replaces its records.
+    Records which feature definition computed the day (``training_set`` refuses a mix)."""
     day = partition_day(context.partition_key)
     features = lake.read_partitions(FEATURES_TABLE, [day])
     uri = feature_store.write_offline(day, features)
+    computed = latest_metadata(context.instance, FEATURES_TABLE, [context.partition_key])
+    version = computed.get(context.partition_key, {}).get(FEATURE_VERSION, UNRECORDED)
     return MaterializeResult(
         metadata={
+            FEATURE_VERSION: version,
             "dagster/row_count": len(features),
             "feature_group": feature_store.feature_group,
             "fraud_rate": round(float(features["tx_fraud"].mean()), 6) if len(features) else 0.0,

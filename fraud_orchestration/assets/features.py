@@ -28,6 +28,8 @@ from fraud_orchestration.retries import EXTERNAL_IO
 
 FEATURES_TABLE = "transaction_features"
 FEATURE_SUITE_CHECK = "feature_expectations"
+FEATURE_VERSION = "feature_definition_version"
+"""The metadata key of the feature definition (SQL text hash) a materialization computed with."""
 
 
 @asset(
@@ -80,7 +82,7 @@ def transaction_features(
             "dagster/row_count": build.rows,
             "lookback_partitions": len(sources),
             "feature_count": len(FEATURE_NAMES),
-            "feature_definition_version": feature_definition_version(),
+            FEATURE_VERSION: feature_definition_version(),
             "engine": type(feature_engine).__name__,
             "feature_means": MetadataValue.md(_means_table(features)),
             "path": MetadataValue.path(build.uri),

@@ -5,8 +5,10 @@ from datetime import date, timedelta
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from fraud_orchestration.assets.feature_store import OFFLINE_STORE
+from fraud_orchestration.assets.feature_store import OFFLINE_STORE, UNRECORDED
+from fraud_orchestration.assets.features import FEATURE_VERSION
 from fraud_orchestration.automation.check_history import DATA_QUALITY_CHECKS, failing_partitions
+from fraud_orchestration.automation.materializations import latest_metadata
 from fraud_orchestration.features import feature_definition_version
 from fraud_orchestration.partitions import LOOKBACK_DAYS
 from fraud_orchestration.resources.feature_store import FeatureStore
@@ -92,8 +94,18 @@ def training_set(
             metadata={"failing_partitions": sorted(failing)},
             allow_retries=False,
         )
+    current = feature_definition_version()
+    stale = _days_of_other_definitions(context, windows, current)
+    if stale:
+        raise Failure(
+            f"The offline feature store holds {len(stale)} day(s) computed by another feature "
+            f"definition than the current one ({current}): {stale}. A training set must not mix "
+            "definitions: re-run feature_ingestion for these days (a backfill), then retrain.",
+            metadata={"stale_partitions": sorted(stale)},
+            allow_retries=False,
+        )
     records = feature_store.read_offline(windows.days_needed)
-    dataset = build_training_set(records, windows, feature_definition_version())
+    dataset = build_training_set(records, windows, current)
     version = store_training_set(lake, dataset)
     counts = dataset.manifest["counts"]
     context.log.info(f"Training set {version}: {counts}")
@@ -112,6 +124,17 @@ def training_set(
             "manifest": MetadataValue.json(dataset.manifest),
         }
     )
+
+
+def _days_of_other_definitions(
+    context: AssetExecutionContext, windows: TrainingWindows, current: str
+) -> dict[str, str]:
+    """Needed day -> the feature definition its offline-store records were computed by, for
+    the days not computed by ``current`` (days stored outside Dagster have no record)."""
+    days = [day.isoformat() for day in windows.days_needed]
+    stored = latest_metadata(context.instance, OFFLINE_STORE, days)
+    versions = {day: metadata.get(FEATURE_VERSION, UNRECORDED) for day, metadata in stored.items()}
+    return {day: version for day, version in versions.items() if version != current}
 
 
 def _windows_table(windows: TrainingWindows) -> str:

@@ -6,6 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from fraud_orchestration.assets import features as features_asset
+from fraud_orchestration.assets import training as training_asset
 from fraud_orchestration.resources.model_registry import LocalRegistryStore
 from fraud_orchestration.simulator import SimulationConfig, simulate
 
@@ -91,3 +93,23 @@ def test_scores_and_drift_use_the_champion(world, defs, home, instance):
     assert metadata["transaction_scores"]["model_version"].value == 1
     assert metadata["drift_report"]["model_version"].value == 1
     assert (home / f"lake/investigation_cards/date={last}/data.parquet").is_file()
+
+
+def test_a_training_set_never_mixes_feature_definitions(world, defs, instance, monkeypatch):
+    """After the feature SQL changes, the days not yet recomputed hold the previous
+    definition's features: retraining names them and stops, then trains once they are."""
+    monkeypatch.setattr(training_asset, "feature_definition_version", lambda: "new-definition")
+    refused = defs.resolve_job_def("nightly_retraining").execute_in_process(
+        instance=instance, run_config=SMALL_WINDOWS, raise_on_error=False
+    )
+    assert not refused.success
+    failure = refused.failure_data_for_node("training_set").user_failure_data
+    assert "computed by another feature definition" in failure.description
+    stale = failure.metadata["stale_partitions"].value
+    assert len(stale) == 12 and set(stale) <= {day.isoformat() for day in world.days}
+
+    monkeypatch.setattr(features_asset, "feature_definition_version", lambda: "new-definition")
+    recompute = defs.resolve_job_def("feature_ingestion")
+    for day in stale:
+        assert recompute.execute_in_process(partition_key=day, instance=instance).success
+    assert _retrain(defs, instance).passed
