@@ -119,7 +119,7 @@ def training_set(
             "test_rows": counts["test"]["rows"],
             "test_frauds": counts["test"]["frauds"],
             "windows": MetadataValue.md(_windows_table(windows)),
-            "feature_definition_version": dataset.manifest["feature_definition_version"],
+            FEATURE_VERSION: dataset.manifest["feature_definition_version"],
             "features": MetadataValue.json(dataset.manifest["features"]),
             "manifest": MetadataValue.json(dataset.manifest),
         }
