@@ -156,7 +156,8 @@ FROM transactions
 """
 
 
-def test_round_and_cast_round_half_away_from_zero_as_duckdb(evaluator) -> None:
+def test_round_and_cast_round_as_duckdb(evaluator) -> None:
+    """ROUND rounds half away from zero, CAST to an integer half to even (DuckDB 2)."""
     amounts = [
         0.5,
         -0.5,
